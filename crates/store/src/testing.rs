@@ -1,0 +1,129 @@
+//! Test support: the same test body runs on SQLite and on PostgreSQL.
+//!
+//! SQLite always runs (a file in a temporary directory). PostgreSQL runs when reachable at
+//! `SWITCHYARD_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), each test
+//! in a fresh database of its own. When it is not reachable the test says so and skips that
+//! backend — unless `CI` is set, where a missing service is a failure.
+
+use crate::db::{ConnectSettings, Database, connect, migrate};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+/// Default PostgreSQL server for tests.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A migrated, empty database for one test.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The connection.
+    pub db: Database,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// The URL, for starting a gateway process on the same database.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// Drops the PostgreSQL database (SQLite files go with their temporary directory).
+    pub async fn finish(self) {
+        let TestDb { db, cleanup, .. } = self;
+        let _ = db.close().await;
+        if let Cleanup::Postgres { admin_url, name } = cleanup {
+            if let Ok(admin) = connect(&admin_url, &ConnectSettings::default()).await {
+                let _ = admin
+                    .execute_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                    ))
+                    .await;
+                let _ = admin.close().await;
+            }
+        }
+    }
+}
+
+/// Whether the environment demands every backend (CI).
+pub fn services_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// A fresh, migrated SQLite database.
+pub async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let url = format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
+    let db = connect(&url, &ConnectSettings::default())
+        .await
+        .unwrap_or_else(|e| panic!("sqlite connect: {e}"));
+    migrate(&db).await.unwrap_or_else(|e| panic!("sqlite migrate: {e}"));
+    TestDb {
+        db,
+        backend: "sqlite",
+        url,
+        cleanup: Cleanup::Sqlite(dir),
+    }
+}
+
+/// A fresh, migrated PostgreSQL database, or `None` (with a message) when the server is not
+/// reachable outside CI.
+pub async fn postgres() -> Option<TestDb> {
+    let admin_url = std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let settings = ConnectSettings {
+        max_connections: 2,
+        acquire_timeout: std::time::Duration::from_secs(3),
+    };
+    let admin = match connect(&admin_url, &settings).await {
+        Ok(admin) => admin,
+        Err(e) if services_required() => {
+            panic!("PostgreSQL is required (CI is set) but not reachable at {admin_url}: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping PostgreSQL: not reachable at {admin_url}: {e}");
+            return None;
+        }
+    };
+    let name = format!("sy_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("CREATE DATABASE \"{name}\""),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("create test database: {e}"));
+    let _ = admin.close().await;
+    let url = database_url(&admin_url, &name);
+    let db = connect(&url, &ConnectSettings::default())
+        .await
+        .unwrap_or_else(|e| panic!("postgres connect: {e}"));
+    migrate(&db).await.unwrap_or_else(|e| panic!("postgres migrate: {e}"));
+    Some(TestDb {
+        db,
+        backend: "postgres",
+        url,
+        cleanup: Cleanup::Postgres { admin_url, name },
+    })
+}
+
+/// Every available backend, SQLite first.
+pub async fn all() -> Vec<TestDb> {
+    let mut dbs = vec![sqlite().await];
+    dbs.extend(postgres().await);
+    dbs
+}
+
+/// The same server URL with another database name.
+fn database_url(admin_url: &str, name: &str) -> String {
+    match url::Url::parse(admin_url) {
+        Ok(mut url) => {
+            url.set_path(&format!("/{name}"));
+            url.to_string()
+        }
+        Err(_) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
+    }
+}
