@@ -1,1 +1,40 @@
-//! placeholder
+//! The HTTP surface of Switchyard: operations endpoints (`/health`, `/ready`) and the admin API
+//! under `/admin`. Handlers are thin: they parse, call the store's resource operations, refresh
+//! the catalog snapshot and map errors to JSON.
+
+pub mod admin;
+pub mod error;
+pub mod ops;
+
+use actix_web::web;
+use std::sync::Arc;
+use switchyard_store::manage::WriteContext;
+use switchyard_store::{CatalogHandle, Database};
+
+/// Shared state of the HTTP layer, cloned into every worker.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database (admin writes and readiness only; never read on the request path).
+    pub db: Database,
+    /// The routing catalog snapshot publisher.
+    pub catalog: Arc<CatalogHandle>,
+    /// SHA-256 hex of the admin token.
+    pub admin_token_hash: Arc<str>,
+}
+
+impl AppState {
+    /// A write context stamped now.
+    pub fn write_context(&self) -> WriteContext {
+        WriteContext::new(self.catalog.cipher().clone())
+    }
+}
+
+/// Registers every route. `max_body_bytes` bounds JSON bodies.
+pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, max_body_bytes: usize) {
+    cfg.app_data(web::Data::new(state))
+        .app_data(error::json_config(max_body_bytes))
+        .app_data(error::query_config())
+        .app_data(error::path_config())
+        .configure(ops::configure)
+        .configure(admin::configure);
+}

@@ -94,7 +94,7 @@ impl WriteContext {
 }
 
 /// The primary-key value type of a resource's entity.
-type Pk<R> = <<<R as Resource>::Entity as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType;
+pub type Pk<R> = <<<R as Resource>::Entity as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType;
 
 /// One admin-managed entity kind.
 pub trait Resource {

@@ -1,0 +1,112 @@
+//! `switchyard serve`: open and migrate the database, make sure an admin token exists, import
+//! the configured provider files, load the catalog, and serve HTTP until SIGTERM/SIGINT.
+
+use crate::commands::{cipher, import_file, open_database};
+use crate::config::Config;
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_http::AppState;
+use switchyard_store::CatalogHandle;
+use switchyard_store::admin_token::{self, AdminToken};
+
+/// Runs the gateway until it is told to stop.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let db = open_database(&config).await?;
+    let cipher = cipher(&config)?;
+    let token = admin_token::ensure(&db, config.admin_token.as_ref())
+        .await
+        .context("cannot set up the admin token")?;
+    if let AdminToken::Generated { token, .. } = &token {
+        announce_admin_token(token.expose());
+    }
+    for file in &config.import {
+        import_file(&db, &cipher, file).await?;
+    }
+    let catalog = Arc::new(
+        CatalogHandle::load(&db, cipher)
+            .await
+            .context("cannot load the routing catalog")?,
+    );
+    let summary = catalog.current().summary();
+    tracing::info!(
+        providers = summary.providers,
+        endpoints = summary.endpoints,
+        provider_keys = summary.provider_keys,
+        models = summary.global_models,
+        gateway_keys = summary.gateway_keys,
+        "routing catalog loaded"
+    );
+
+    let state = AppState {
+        db: db.clone(),
+        catalog: catalog.clone(),
+        admin_token_hash: Arc::from(token.hash()),
+    };
+    let max_body = config.max_body_bytes;
+    let server = HttpServer::new(move || {
+        App::new().configure(|cfg| switchyard_http::configure(cfg, state.clone(), max_body))
+    })
+    .workers(config.workers)
+    .shutdown_timeout(config.shutdown_timeout_secs)
+    .on_connect(|conn, _ext| {
+        // Without TCP_NODELAY a kept-alive client waits ~40 ms per request for delayed ACKs.
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
+    .bind(config.listen)
+    .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addresses = server.addrs();
+    let server = server.run();
+
+    let refresh = (config.catalog_refresh_secs > 0).then(|| {
+        actix_web::rt::spawn(refresh_catalog(
+            catalog,
+            db.clone(),
+            Duration::from_secs(config.catalog_refresh_secs),
+        ))
+    });
+    for address in &addresses {
+        tracing::info!(%address, workers = config.workers, "listening");
+        announce_listening(&address.to_string());
+    }
+    let result = server.await.context("the HTTP server failed");
+    if let Some(task) = refresh {
+        task.abort();
+    }
+    db.close().await.ok();
+    tracing::info!("stopped");
+    result
+}
+
+/// Re-reads the catalog periodically so that changes written by another gateway process
+/// sharing the database reach this one.
+async fn refresh_catalog(catalog: Arc<CatalogHandle>, db: switchyard_store::Database, every: Duration) {
+    let mut ticker = actix_web::rt::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(e) = catalog.reload(&db).await {
+            tracing::warn!(error = %e, "periodic catalog refresh failed; keeping the current snapshot");
+        }
+    }
+}
+
+/// One machine-readable line on stdout once the socket is bound, so scripts and tests can find
+/// the port when listening on port 0.
+#[expect(clippy::print_stdout, reason = "the start-up line is meant for stdout")]
+fn announce_listening(address: &str) {
+    println!("switchyard listening on http://{address}");
+    let _ = std::io::stdout().flush();
+}
+
+/// The generated admin token goes to stdout once, never into the log stream.
+#[expect(clippy::print_stdout, reason = "the operator must see the token once")]
+fn announce_admin_token(token: &str) {
+    println!("switchyard generated an admin token (shown only now; only its hash is stored):");
+    println!("    {token}");
+    let _ = std::io::stdout().flush();
+}
