@@ -50,7 +50,11 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Imports one provider file; used by `switchyard import` and at `serve` start.
-pub async fn import_file(db: &Database, cipher: &Cipher, file: &Path) -> anyhow::Result<()> {
+pub async fn import_file(
+    db: &Database,
+    cipher: &Cipher,
+    file: &Path,
+) -> anyhow::Result<switchyard_store::import::ImportSummary> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read {}", file.display()))?;
     let ctx = WriteContext::new(cipher.clone());
@@ -64,16 +68,25 @@ pub async fn import_file(db: &Database, cipher: &Cipher, file: &Path) -> anyhow:
         unchanged = summary.unchanged,
         "provider file imported"
     );
-    Ok(())
+    Ok(summary)
 }
 
 /// `switchyard import FILE`.
+#[expect(clippy::print_stdout, reason = "the CLI reports what it did")]
 pub async fn import(config: &Config, file: &Path) -> anyhow::Result<()> {
     let db = open_database(config).await?;
     let cipher = cipher(config)?;
     let result = import_file(&db, &cipher, file).await;
     db.close().await.ok();
-    result
+    let summary = result?;
+    println!(
+        "imported {}: {} created, {} updated, {} unchanged",
+        file.display(),
+        summary.created,
+        summary.updated,
+        summary.unchanged
+    );
+    Ok(())
 }
 
 /// `switchyard keys create`.

@@ -451,7 +451,7 @@ mod tests {
     fn unknown_field_names_its_path() {
         let f = file("[server]\nlisen = \"127.0.0.1:9000\"\n");
         let e = load(Some(f.path()), env(&[])).expect_err("unknown field");
-        assert_eq!(e.path, "server");
+        assert_eq!(e.path, "server.lisen");
         assert!(e.message.contains("lisen"), "{e}");
     }
 

@@ -11,6 +11,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for every client in the process (database, upstream HTTP).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = cli::Cli::parse();
     let config = match config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(config) => config,
