@@ -253,8 +253,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, column) in [
-            ("ux_provider_models_provider_name", ProviderModels::ProviderModelName),
-            ("ux_provider_models_provider_global", ProviderModels::GlobalModelId),
+            (
+                "ux_provider_models_provider_name",
+                ProviderModels::ProviderModelName,
+            ),
+            (
+                "ux_provider_models_provider_global",
+                ProviderModels::GlobalModelId,
+            ),
         ] {
             manager
                 .create_index(

@@ -76,9 +76,13 @@ enum Usage {
     ActualRequestCostUsd,
     ActualTotalCostUsd,
     RateMultiplier,
+    #[sea_orm(iden = "input_price_per_1m")]
     InputPricePer1m,
+    #[sea_orm(iden = "output_price_per_1m")]
     OutputPricePer1m,
+    #[sea_orm(iden = "cache_creation_price_per_1m")]
     CacheCreationPricePer1m,
+    #[sea_orm(iden = "cache_read_price_per_1m")]
     CacheReadPricePer1m,
     PricePerRequest,
     ResponseTimeMs,

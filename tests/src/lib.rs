@@ -150,7 +150,10 @@ impl Process {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "process ignored SIGTERM for 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "process ignored SIGTERM for 30 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -68,7 +68,9 @@ impl fmt::Display for ApiFormat {
 
 /// A format name that is neither canonical nor a known alias.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown API format `{0}`; expected one of CLAUDE, CLAUDE_CLI, OPENAI, OPENAI_CLI, GEMINI, GEMINI_CLI")]
+#[error(
+    "unknown API format `{0}`; expected one of CLAUDE, CLAUDE_CLI, OPENAI, OPENAI_CLI, GEMINI, GEMINI_CLI"
+)]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for ApiFormat {

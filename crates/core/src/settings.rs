@@ -102,7 +102,9 @@ mod tests {
         let err = settings
             .apply("scheduling_mode", &json!("random"))
             .expect_err("invalid");
-        assert!(matches!(err, SettingError::InvalidValue { ref key, .. } if key == "scheduling_mode"));
+        assert!(
+            matches!(err, SettingError::InvalidValue { ref key, .. } if key == "scheduling_mode")
+        );
         assert_eq!(
             settings.apply("colour", &json!(1)),
             Err(SettingError::UnknownKey("colour".into()))

@@ -58,10 +58,14 @@ impl fmt::Display for ApiError {
             ApiError::Invalid { field, message } | ApiError::Conflict { field, message } => {
                 write!(f, "{field}: {message}")
             }
-            ApiError::Unauthorized => f.write_str("a valid admin token is required (Authorization: Bearer …)"),
+            ApiError::Unauthorized => {
+                f.write_str("a valid admin token is required (Authorization: Bearer …)")
+            }
             ApiError::NotFound(what) => f.write_str(what),
             ApiError::TooLarge(limit) => write!(f, "the body is larger than {limit} bytes"),
-            ApiError::NotJson => f.write_str("the body must be JSON (Content-Type: application/json)"),
+            ApiError::NotJson => {
+                f.write_str("the body must be JSON (Content-Type: application/json)")
+            }
             ApiError::Internal => f.write_str("internal error; see the gateway log"),
         }
     }
@@ -115,9 +119,8 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         .limit(limit)
         .error_handler(move |err, _req| {
             let api = match &err {
-                JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-                    ApiError::TooLarge(limit)
-                }
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ApiError::TooLarge(limit),
                 JsonPayloadError::ContentType => ApiError::NotJson,
                 JsonPayloadError::Deserialize(e) => ApiError::Invalid {
                     field: String::new(),

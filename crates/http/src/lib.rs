@@ -5,6 +5,8 @@
 pub mod admin;
 pub mod error;
 pub mod ops;
+pub mod public;
+pub mod status;
 
 use actix_web::web;
 use std::sync::Arc;
@@ -20,6 +22,8 @@ pub struct AppState {
     pub catalog: Arc<CatalogHandle>,
     /// SHA-256 hex of the admin token.
     pub admin_token_hash: Arc<str>,
+    /// The actors (status and admin views of the running system).
+    pub system: switchyard_actors::ActorSystem,
 }
 
 impl AppState {
@@ -29,12 +33,20 @@ impl AppState {
     }
 }
 
-/// Registers every route. `max_body_bytes` bounds JSON bodies.
+/// Registers every route. `max_body_bytes` bounds request bodies.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, max_body_bytes: usize) {
+    let public = public::PublicState {
+        system: state.system.clone(),
+        catalog: state.catalog.clone(),
+        max_body_bytes,
+    };
     cfg.app_data(web::Data::new(state))
+        .app_data(web::Data::new(public))
         .app_data(error::json_config(max_body_bytes))
         .app_data(error::query_config())
         .app_data(error::path_config())
         .configure(ops::configure)
+        .configure(status::configure)
+        .configure(public::configure)
         .configure(admin::configure);
 }

@@ -7,8 +7,7 @@
 //! never replace a newer one.
 
 use crate::entity::{
-    endpoint, gateway_key, global_model, model_alias, provider, provider_key, provider_model,
-    user,
+    endpoint, gateway_key, global_model, model_alias, provider, provider_key, provider_model, user,
 };
 use crate::error::StoreError;
 use crate::secrets::Cipher;
@@ -18,20 +17,33 @@ use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use switchyard_core::ApiFormat;
 use switchyard_core::catalog::{
     BillingType, Catalog, CatalogParts, Endpoint, GatewayKey, GlobalModel, Provider, ProviderKey,
     ProviderModel, User,
 };
 use switchyard_core::pricing::TieredPricing;
-use switchyard_core::ApiFormat;
 
 /// Publishes the current catalog snapshot.
-#[derive(Debug)]
 pub struct CatalogHandle {
     current: ArcSwap<Catalog>,
     next_version: AtomicU64,
     reload_lock: tokio::sync::Mutex<()>,
     cipher: Cipher,
+    /// Told about every new snapshot (the Scheduler shards). Touched at start-up and on reload,
+    /// never on the request path.
+    subscribers: std::sync::Mutex<Vec<Subscriber>>,
+}
+
+/// A function told about every new snapshot.
+pub type Subscriber = Box<dyn Fn(Arc<Catalog>) + Send + Sync>;
+
+impl std::fmt::Debug for CatalogHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogHandle")
+            .field("version", &self.current.load().version)
+            .finish()
+    }
 }
 
 impl CatalogHandle {
@@ -43,7 +55,15 @@ impl CatalogHandle {
             next_version: AtomicU64::new(2),
             reload_lock: tokio::sync::Mutex::new(()),
             cipher,
+            subscribers: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Calls `subscriber` with every snapshot published from now on.
+    pub fn subscribe(&self, subscriber: Subscriber) {
+        if let Ok(mut subscribers) = self.subscribers.lock() {
+            subscribers.push(subscriber);
+        }
     }
 
     /// The snapshot in force now.
@@ -57,6 +77,11 @@ impl CatalogHandle {
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
         let catalog = Arc::new(build(db, &self.cipher, version).await?);
         self.current.store(catalog.clone());
+        if let Ok(subscribers) = self.subscribers.lock() {
+            for subscriber in subscribers.iter() {
+                subscriber(catalog.clone());
+            }
+        }
         tracing::debug!(version, "catalog reloaded");
         Ok(catalog)
     }
@@ -340,4 +365,3 @@ fn list<T: DeserializeOwned>(json: &Option<serde_json::Value>) -> Option<Vec<T>>
         .filter(|v| !v.is_null())
         .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
-

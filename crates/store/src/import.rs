@@ -218,7 +218,12 @@ impl<C: ConnectionTrait> Importer<'_, C> {
             let mut decl = into_object(decl, &path)?;
             let model_name = match decl.remove("model") {
                 Some(Value::String(name)) => name,
-                _ => return Err(err(format!("{path}.model"), "the global model name is required")),
+                _ => {
+                    return Err(err(
+                        format!("{path}.model"),
+                        "the global model name is required",
+                    ));
+                }
             };
             let model = global_model::Entity::find()
                 .filter(global_model::Column::Name.eq(model_name.clone()))
@@ -228,7 +233,9 @@ impl<C: ConnectionTrait> Importer<'_, C> {
                 .ok_or_else(|| {
                     err(
                         format!("{path}.model"),
-                        format!("no global model named `{model_name}` (declare it under [[models]])"),
+                        format!(
+                            "no global model named `{model_name}` (declare it under [[models]])"
+                        ),
                     )
                 })?;
             decl.insert("provider_id".into(), json!(provider_id));
@@ -339,15 +346,26 @@ fn into_object(value: Value, path: &str) -> Result<Map<String, Value>, ImportErr
     }
 }
 
-fn take_list(map: &mut Map<String, Value>, key: &str, path: &str) -> Result<Vec<Value>, ImportError> {
+fn take_list(
+    map: &mut Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Vec<Value>, ImportError> {
     match map.remove(key) {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err(err(join(path, key), "must be an array of tables (`[[...]]`)")),
+        Some(_) => Err(err(
+            join(path, key),
+            "must be an array of tables (`[[...]]`)",
+        )),
     }
 }
 
-fn required_str<'m>(map: &'m Map<String, Value>, key: &str, path: &str) -> Result<&'m str, ImportError> {
+fn required_str<'m>(
+    map: &'m Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'m str, ImportError> {
     map.get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| err(join(path, key), "is required and must be a string"))
@@ -362,7 +380,11 @@ fn join(path: &str, key: &str) -> String {
 }
 
 fn display(path: &str) -> String {
-    if path.is_empty() { "file".into() } else { path.to_owned() }
+    if path.is_empty() {
+        "file".into()
+    } else {
+        path.to_owned()
+    }
 }
 
 fn err(location: impl Into<String>, message: impl Into<String>) -> ImportError {

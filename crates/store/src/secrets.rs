@@ -134,7 +134,11 @@ pub fn generate_token(prefix: &str) -> SecretString {
 /// Compares two hex digests without an early exit, so response timing says nothing about how
 /// much of a guessed token matched.
 pub fn digests_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -162,7 +166,10 @@ mod tests {
         let first = Cipher::load_or_create_key_file(&path).expect("created");
         let stored = first.encrypt(&SecretString::new("value-abc"));
         let second = Cipher::load_or_create_key_file(&path).expect("loaded");
-        assert_eq!(second.decrypt(&stored).map(|s| s.expose().to_owned()), Some("value-abc".into()));
+        assert_eq!(
+            second.decrypt(&stored).map(|s| s.expose().to_owned()),
+            Some("value-abc".into())
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -1,11 +1,17 @@
-//! Test support: the same test body runs on SQLite and on PostgreSQL.
+//! Test support: the same test body runs on SQLite and on PostgreSQL, and on the memory and the
+//! Redis shared state.
 //!
 //! SQLite always runs (a file in a temporary directory). PostgreSQL runs when reachable at
 //! `SWITCHYARD_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), each test
 //! in a fresh database of its own. When it is not reachable the test says so and skips that
 //! backend — unless `CI` is set, where a missing service is a failure.
+//!
+//! The memory state always runs. Redis runs when reachable at `SWITCHYARD_TEST_REDIS_URL`
+//! (default `redis://127.0.0.1:6379`), each test under a key prefix of its own (so parallel tests
+//! never see each other's keys), with the same skip-or-fail rule.
 
 use crate::db::{ConnectSettings, Database, connect, migrate};
+use crate::state::SharedState;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 /// Default PostgreSQL server for tests.
@@ -60,7 +66,9 @@ pub async fn sqlite() -> TestDb {
     let db = connect(&url, &ConnectSettings::default())
         .await
         .unwrap_or_else(|e| panic!("sqlite connect: {e}"));
-    migrate(&db).await.unwrap_or_else(|e| panic!("sqlite migrate: {e}"));
+    migrate(&db)
+        .await
+        .unwrap_or_else(|e| panic!("sqlite migrate: {e}"));
     TestDb {
         db,
         backend: "sqlite",
@@ -101,7 +109,9 @@ pub async fn postgres() -> Option<TestDb> {
     let db = connect(&url, &ConnectSettings::default())
         .await
         .unwrap_or_else(|e| panic!("postgres connect: {e}"));
-    migrate(&db).await.unwrap_or_else(|e| panic!("postgres migrate: {e}"));
+    migrate(&db)
+        .await
+        .unwrap_or_else(|e| panic!("postgres migrate: {e}"));
     Some(TestDb {
         db,
         backend: "postgres",
@@ -126,4 +136,61 @@ fn database_url(admin_url: &str, name: &str) -> String {
         }
         Err(_) => format!("postgres://postgres@127.0.0.1:5432/{name}"),
     }
+}
+
+/// Default Redis server for tests.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A fresh shared state for one test.
+#[derive(Debug)]
+pub struct TestState {
+    /// The state.
+    pub state: SharedState,
+    /// `memory` or `redis`.
+    pub backend: &'static str,
+    /// The Redis URL and key prefix, for starting a gateway process on the same state.
+    pub redis: Option<(String, String)>,
+}
+
+impl TestState {
+    /// Deletes the test's Redis keys (everything under its prefix).
+    pub async fn finish(self) {
+        if self.redis.is_some() {
+            if let Err(e) = self.state.clear_all().await {
+                eprintln!("could not clean up the test's Redis keys: {e}");
+            }
+        }
+    }
+}
+
+/// A Redis state under a fresh key prefix, or `None` (with a message) when Redis is not
+/// reachable outside CI.
+pub async fn redis_state() -> Option<TestState> {
+    let url =
+        std::env::var("SWITCHYARD_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
+    let prefix = format!("sy_test:{}:", uuid::Uuid::new_v4().simple());
+    match SharedState::redis(&url, &prefix).await {
+        Ok(state) => Some(TestState {
+            state,
+            backend: "redis",
+            redis: Some((url, prefix)),
+        }),
+        // The error already shows the URL, with any password redacted.
+        Err(e) if services_required() => panic!("Redis is required (CI is set) but: {e}"),
+        Err(e) => {
+            eprintln!("skipping Redis: {e}");
+            None
+        }
+    }
+}
+
+/// Every available shared-state backend, memory first.
+pub async fn state_backends() -> Vec<TestState> {
+    let mut states = vec![TestState {
+        state: SharedState::memory(),
+        backend: "memory",
+        redis: None,
+    }];
+    states.extend(redis_state().await);
+    states
 }

@@ -40,9 +40,23 @@ fn field_of(e: &ManageError) -> (&'static str, String) {
 async fn migrations_run_from_empty_and_are_idempotent() {
     for_each_backend(|t| async move {
         // `testing` migrated once already; a second run must find nothing to do.
-        switchyard_store::db::migrate(&t.db).await.expect("second migrate");
-        assert!(provider::Entity::find().all(&t.db).await.expect("query").is_empty());
-        assert!(global_model::Entity::find().all(&t.db).await.expect("query").is_empty());
+        switchyard_store::db::migrate(&t.db)
+            .await
+            .expect("second migrate");
+        assert!(
+            provider::Entity::find()
+                .all(&t.db)
+                .await
+                .expect("query")
+                .is_empty()
+        );
+        assert!(
+            global_model::Entity::find()
+                .all(&t.db)
+                .await
+                .expect("query")
+                .is_empty()
+        );
         t
     })
     .await;
@@ -185,20 +199,38 @@ async fn lists_paginate_and_filter() {
     for_each_backend(|t| async move {
         let ctx = ctx();
         for i in 0..5 {
-            manage::create::<Providers, _>(&t.db, &ctx, json!({"name": format!("p{i}"), "is_active": i % 2 == 0}))
-                .await
-                .expect("provider");
+            manage::create::<Providers, _>(
+                &t.db,
+                &ctx,
+                json!({"name": format!("p{i}"), "is_active": i % 2 == 0}),
+            )
+            .await
+            .expect("provider");
         }
         let page = |page, per_page, filters: Vec<(String, String)>| {
             let db = t.db.clone();
-            async move { manage::list::<Providers, _>(&db, &ListQuery { page, per_page, filters }).await }
+            async move {
+                manage::list::<Providers, _>(
+                    &db,
+                    &ListQuery {
+                        page,
+                        per_page,
+                        filters,
+                    },
+                )
+                .await
+            }
         };
         let second = page(2, 2, vec![]).await.expect("page");
         assert_eq!(second.total, 5);
         assert_eq!(second.items.len(), 2);
-        let active = page(1, 50, vec![("is_active".into(), "true".into())]).await.expect("filter");
+        let active = page(1, 50, vec![("is_active".into(), "true".into())])
+            .await
+            .expect("filter");
         assert_eq!(active.total, 3);
-        let e = page(1, 50, vec![("secret".into(), "x".into())]).await.expect_err("bad filter");
+        let e = page(1, 50, vec![("secret".into(), "x".into())])
+            .await
+            .expect_err("bad filter");
         assert_eq!(field_of(&e), ("invalid", "secret".into()));
         let e = page(1, 0, vec![]).await.expect_err("bad size");
         assert_eq!(field_of(&e), ("invalid", "per_page".into()));
@@ -250,11 +282,20 @@ async fn catalog_reload_reflects_changes_and_deleting_cascades() {
 #[tokio::test]
 async fn admin_token_is_generated_once_even_when_two_starts_race() {
     for_each_backend(|t| async move {
-        let (a, b) = tokio::join!(admin_token::ensure(&t.db, None), admin_token::ensure(&t.db, None));
+        let (a, b) = tokio::join!(
+            admin_token::ensure(&t.db, None),
+            admin_token::ensure(&t.db, None)
+        );
         let (a, b) = (a.expect("a"), b.expect("b"));
         assert_eq!(a.hash(), b.hash());
-        let generated = [&a, &b].iter().filter(|t| matches!(t, admin_token::AdminToken::Generated { .. })).count();
-        assert!(generated <= 1, "two starts both claim to have generated the token");
+        let generated = [&a, &b]
+            .iter()
+            .filter(|t| matches!(t, admin_token::AdminToken::Generated { .. }))
+            .count();
+        assert!(
+            generated <= 1,
+            "two starts both claim to have generated the token"
+        );
         let again = admin_token::ensure(&t.db, None).await.expect("again");
         assert!(matches!(again, admin_token::AdminToken::Stored { .. }));
         assert_eq!(again.hash(), a.hash());
@@ -295,17 +336,32 @@ fn env(name: &str) -> Option<String> {
 async fn import_is_idempotent() {
     for_each_backend(|t| async move {
         let ctx = ctx();
-        let first = import::import_toml(&t.db, &ctx, IMPORT, &env).await.expect("first import");
+        let first = import::import_toml(&t.db, &ctx, IMPORT, &env)
+            .await
+            .expect("first import");
         assert_eq!(first.created, 6, "{first:?}");
-        let second = import::import_toml(&t.db, &ctx, IMPORT, &env).await.expect("second import");
-        assert_eq!((second.created, second.updated, second.unchanged), (0, 0, 6), "{second:?}");
+        let second = import::import_toml(&t.db, &ctx, IMPORT, &env)
+            .await
+            .expect("second import");
+        assert_eq!(
+            (second.created, second.updated, second.unchanged),
+            (0, 0, 6),
+            "{second:?}"
+        );
         let changed = IMPORT.replace("priority = 10", "priority = 20");
-        let third = import::import_toml(&t.db, &ctx, &changed, &env).await.expect("third import");
+        let third = import::import_toml(&t.db, &ctx, &changed, &env)
+            .await
+            .expect("third import");
         assert_eq!((third.created, third.updated), (0, 1));
-        let handle = CatalogHandle::load(&t.db, ctx.cipher.clone()).await.expect("catalog");
+        let handle = CatalogHandle::load(&t.db, ctx.cipher.clone())
+            .await
+            .expect("catalog");
         let catalog = handle.current();
         assert_eq!(catalog.providers[0].priority, 20);
-        assert_eq!(catalog.providers[0].endpoints[0].keys[0].secret.expose(), "sk-imported-0123456789abcdef");
+        assert_eq!(
+            catalog.providers[0].endpoints[0].keys[0].secret.expose(),
+            "sk-imported-0123456789abcdef"
+        );
         let (model, _) = catalog.resolve_model("mini").expect("alias resolves");
         assert_eq!(model.name, "gpt-4o-mini");
         t
@@ -318,16 +374,39 @@ async fn import_with_an_error_changes_nothing_and_says_where() {
     for_each_backend(|t| async move {
         let ctx = ctx();
         let bad = IMPORT.replace("max_concurrent = 8", "max_concurrent = 0");
-        let e = import::import_toml(&t.db, &ctx, &bad, &env).await.expect_err("invalid");
-        assert_eq!(e.location, "providers[0].endpoints[0].keys[0].max_concurrent", "{e}");
-        assert!(provider::Entity::find().all(&t.db).await.expect("q").is_empty(), "partial import");
-        assert!(global_model::Entity::find().all(&t.db).await.expect("q").is_empty(), "partial import");
+        let e = import::import_toml(&t.db, &ctx, &bad, &env)
+            .await
+            .expect_err("invalid");
+        assert_eq!(
+            e.location, "providers[0].endpoints[0].keys[0].max_concurrent",
+            "{e}"
+        );
+        assert!(
+            provider::Entity::find()
+                .all(&t.db)
+                .await
+                .expect("q")
+                .is_empty(),
+            "partial import"
+        );
+        assert!(
+            global_model::Entity::find()
+                .all(&t.db)
+                .await
+                .expect("q")
+                .is_empty(),
+            "partial import"
+        );
 
-        let e = import::import_toml(&t.db, &ctx, IMPORT, &|_| None).await.expect_err("missing env");
+        let e = import::import_toml(&t.db, &ctx, IMPORT, &|_| None)
+            .await
+            .expect_err("missing env");
         assert_eq!(e.location, "providers[0].endpoints[0].keys[0].api_key");
         assert!(e.message.contains("TEST_UPSTREAM_KEY"));
 
-        let e = import::import_toml(&t.db, &ctx, "[[providers]]\nname = ", &env).await.expect_err("syntax");
+        let e = import::import_toml(&t.db, &ctx, "[[providers]]\nname = ", &env)
+            .await
+            .expect_err("syntax");
         assert!(e.location.starts_with("line 2"), "{e}");
         t
     })

@@ -9,7 +9,13 @@ use std::path::PathBuf;
 pub struct Cli {
     /// Configuration file (TOML); overrides the embedded defaults. Environment variables
     /// SWITCHYARD__SECTION__KEY override both.
-    #[arg(long, short = 'c', global = true, value_name = "FILE", env = "SWITCHYARD_CONFIG")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "FILE",
+        env = "SWITCHYARD_CONFIG"
+    )]
     pub config: Option<PathBuf>,
 
     /// What to do.

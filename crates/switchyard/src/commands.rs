@@ -15,7 +15,10 @@ use switchyard_store::{Cipher, Database};
 pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create the data directory {}", config.data_dir.display())
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
         })?;
     }
     let settings = ConnectSettings {
@@ -24,7 +27,12 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     };
     let db = switchyard_store::connect(&config.database_url, &settings)
         .await
-        .with_context(|| format!("cannot open the database ({})", crate::config::redact_url(&config.database_url)))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database ({})",
+                crate::config::redact_url(&config.database_url)
+            )
+        })?;
     switchyard_store::db::migrate(&db)
         .await
         .context("database migration failed")?;
@@ -55,12 +63,13 @@ pub async fn import_file(
     cipher: &Cipher,
     file: &Path,
 ) -> anyhow::Result<switchyard_store::import::ImportSummary> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let ctx = WriteContext::new(cipher.clone());
-    let summary = switchyard_store::import::import_toml(db, &ctx, &text, &|name| std::env::var(name).ok())
-        .await
-        .with_context(|| format!("{} was not imported (nothing changed)", file.display()))?;
+    let summary =
+        switchyard_store::import::import_toml(db, &ctx, &text, &|name| std::env::var(name).ok())
+            .await
+            .with_context(|| format!("{} was not imported (nothing changed)", file.display()))?;
     tracing::info!(
         file = %file.display(),
         created = summary.created,
@@ -90,7 +99,10 @@ pub async fn import(config: &Config, file: &Path) -> anyhow::Result<()> {
 }
 
 /// `switchyard keys create`.
-#[expect(clippy::print_stdout, reason = "the CLI prints the new key for the operator")]
+#[expect(
+    clippy::print_stdout,
+    reason = "the CLI prints the new key for the operator"
+)]
 pub async fn create_key(config: &Config, args: &crate::cli::CreateKey) -> anyhow::Result<()> {
     let db = open_database(config).await?;
     let ctx = WriteContext::new(cipher(config)?);
@@ -106,7 +118,10 @@ pub async fn create_key(config: &Config, args: &crate::cli::CreateKey) -> anyhow
                 .model
                 .id
         }
-        (None, false) => bail!("no user named `{}` (add --create-user to create it)", args.user),
+        (None, false) => bail!(
+            "no user named `{}` (add --create-user to create it)",
+            args.user
+        ),
     };
     let mut body = json!({ "user_id": user_id, "name": args.name });
     if let Some(days) = args.expires_in_days {

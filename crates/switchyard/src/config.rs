@@ -47,7 +47,28 @@ struct RawConfig {
     admin: RawAdmin,
     secrets: RawSecrets,
     catalog: RawCatalog,
+    routing: RawRouting,
     log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    request_deadline_secs: u64,
+    max_attempts: u32,
+    retry_base_ms: u64,
+    retry_max_ms: u64,
+    rate_limit_wait_max_secs: u64,
+    queue_timeout_secs: u64,
+    queue_max_waiters: usize,
+    default_cooldown_secs: u64,
+    max_cooldown_secs: u64,
+    stream_idle_timeout_secs: u64,
+    connect_timeout_secs: u64,
+    max_in_flight: usize,
+    shards: usize,
+    record_batch_rows: usize,
+    record_flush_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +183,8 @@ pub struct Config {
     pub import: Vec<PathBuf>,
     /// Catalog refresh period, seconds (0 = off).
     pub catalog_refresh_secs: u64,
+    /// Request-path settings.
+    pub routing: switchyard_actors::RoutingConfig,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -178,13 +201,17 @@ impl std::fmt::Debug for Config {
             .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
             .field("database_url", &redact_url(&self.database_url))
             .field("database_max_connections", &self.database_max_connections)
-            .field("database_connect_timeout_secs", &self.database_connect_timeout_secs)
+            .field(
+                "database_connect_timeout_secs",
+                &self.database_connect_timeout_secs,
+            )
             .field("state_backend", &self.state_backend)
             .field("redis_url", &redact_url(&self.redis_url))
             .field("admin_token", &self.admin_token)
             .field("encryption_key", &self.encryption_key)
             .field("import", &self.import)
             .field("catalog_refresh_secs", &self.catalog_refresh_secs)
+            .field("routing", &self.routing)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .finish()
@@ -265,11 +292,12 @@ pub fn load(
 }
 
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-    let listen: SocketAddr = raw
-        .server
-        .listen
-        .parse()
-        .map_err(|_| error("server.listen", "must be an IP address and port, like 127.0.0.1:8787"))?;
+    let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+        error(
+            "server.listen",
+            "must be an IP address and port, like 127.0.0.1:8787",
+        )
+    })?;
     if raw.server.max_body_bytes < 1024 {
         return Err(error("server.max_body_bytes", "must be at least 1024"));
     }
@@ -285,7 +313,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         )
     } else {
         let url = raw.database.url.trim().to_owned();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(error(
                 "database.url",
                 "must start with sqlite: or postgres://",
@@ -297,7 +328,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(error("database.max_connections", "must be at least 1"));
     }
     if raw.state.backend == StateBackend::Redis && !raw.state.redis_url.starts_with("redis") {
-        return Err(error("state.redis_url", "must be a redis:// or rediss:// URL"));
+        return Err(error(
+            "state.redis_url",
+            "must be a redis:// or rediss:// URL",
+        ));
     }
     let encryption_key = if raw.secrets.encryption_key.is_blank() {
         let file = if raw.secrets.key_file.trim().is_empty() {
@@ -311,8 +345,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .map_err(|m| error("secrets.encryption_key", m))?;
         EncryptionKey::Inline(raw.secrets.encryption_key)
     };
+    let routing = validate_routing(&raw.routing)?;
     if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
-        return Err(error("log.level", "not a valid filter such as `info` or `switchyard=debug`"));
+        return Err(error(
+            "log.level",
+            "not a valid filter such as `info` or `switchyard=debug`",
+        ));
     }
     Ok(Config {
         data_dir: raw.data_dir,
@@ -329,8 +367,65 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         encryption_key,
         import: raw.catalog.import,
         catalog_refresh_secs: raw.catalog.refresh_secs,
+        routing,
         log_format: raw.log.format,
         log_level: raw.log.level,
+    })
+}
+
+fn validate_routing(r: &RawRouting) -> Result<switchyard_actors::RoutingConfig, ConfigError> {
+    use std::time::Duration;
+    let positive = |path: &str, v: u64| {
+        if v == 0 {
+            Err(error(format!("routing.{path}"), "must be greater than 0"))
+        } else {
+            Ok(v)
+        }
+    };
+    if r.max_attempts == 0 {
+        return Err(error("routing.max_attempts", "must be at least 1"));
+    }
+    if r.retry_base_ms > r.retry_max_ms {
+        return Err(error(
+            "routing.retry_base_ms",
+            "must not exceed routing.retry_max_ms",
+        ));
+    }
+    if !(1..=64).contains(&r.shards) {
+        return Err(error("routing.shards", "must be between 1 and 64"));
+    }
+    if r.max_in_flight == 0 {
+        return Err(error("routing.max_in_flight", "must be at least 1"));
+    }
+    if r.record_batch_rows == 0 {
+        return Err(error("routing.record_batch_rows", "must be at least 1"));
+    }
+    Ok(switchyard_actors::RoutingConfig {
+        request_deadline: Duration::from_secs(positive(
+            "request_deadline_secs",
+            r.request_deadline_secs,
+        )?),
+        max_attempts: r.max_attempts,
+        retry_base: Duration::from_millis(r.retry_base_ms),
+        retry_max: Duration::from_millis(r.retry_max_ms),
+        rate_limit_wait_max: Duration::from_secs(r.rate_limit_wait_max_secs),
+        queue_timeout: Duration::from_secs(r.queue_timeout_secs),
+        queue_max_waiters: r.queue_max_waiters,
+        default_cooldown: Duration::from_secs(r.default_cooldown_secs),
+        max_cooldown: Duration::from_secs(positive("max_cooldown_secs", r.max_cooldown_secs)?),
+        stream_idle_timeout: Duration::from_secs(positive(
+            "stream_idle_timeout_secs",
+            r.stream_idle_timeout_secs,
+        )?),
+        connect_timeout: Duration::from_secs(positive(
+            "connect_timeout_secs",
+            r.connect_timeout_secs,
+        )?),
+        max_in_flight: r.max_in_flight,
+        shards: r.shards,
+        record_batch: r.record_batch_rows,
+        record_flush: Duration::from_millis(positive("record_flush_ms", r.record_flush_ms)?),
+        ..switchyard_actors::RoutingConfig::default()
     })
 }
 
@@ -461,8 +556,11 @@ mod tests {
         let e = load(Some(f.path()), env(&[])).expect_err("bad enum");
         assert_eq!(e.path, "log.format");
 
-        let e = load(None, env(&[("SWITCHYARD__SERVER__LISTEN", "not-an-address")]))
-            .expect_err("bad address");
+        let e = load(
+            None,
+            env(&[("SWITCHYARD__SERVER__LISTEN", "not-an-address")]),
+        )
+        .expect_err("bad address");
         assert_eq!(e.path, "server.listen");
         assert!(e.to_string().contains("SWITCHYARD__SERVER__LISTEN"), "{e}");
 
@@ -474,14 +572,23 @@ mod tests {
 
         let with_password = load(
             None,
-            env(&[("SWITCHYARD__DATABASE__URL", "postgres://sy:hunter2@db:5432/sy")]),
+            env(&[(
+                "SWITCHYARD__DATABASE__URL",
+                "postgres://sy:hunter2@db:5432/sy",
+            )]),
         )
         .expect("valid");
         assert!(!format!("{with_password:?}").contains("hunter2"));
 
-        let e = load(None, env(&[("SWITCHYARD__SECRETS__ENCRYPTION_KEY", "short")]))
-            .expect_err("bad key");
+        let e = load(
+            None,
+            env(&[("SWITCHYARD__SECRETS__ENCRYPTION_KEY", "short")]),
+        )
+        .expect_err("bad key");
         assert_eq!(e.path, "secrets.encryption_key");
-        assert!(!e.to_string().contains("short"), "the secret is echoed: {e}");
+        assert!(
+            !e.to_string().contains("short"),
+            "the secret is echoed: {e}"
+        );
     }
 }

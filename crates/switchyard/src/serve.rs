@@ -2,15 +2,17 @@
 //! the configured provider files, load the catalog, and serve HTTP until SIGTERM/SIGINT.
 
 use crate::commands::{cipher, import_file, open_database};
-use crate::config::Config;
+use crate::config::{Config, StateBackend};
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_actors::ActorSystem;
 use switchyard_http::AppState;
 use switchyard_store::CatalogHandle;
 use switchyard_store::admin_token::{self, AdminToken};
+use switchyard_store::state::SharedState;
 
 /// Runs the gateway until it is told to stop.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -40,10 +42,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "routing catalog loaded"
     );
 
+    let shared = shared_state(&config).await;
+    let system = ActorSystem::start(
+        config.routing.clone(),
+        catalog.current(),
+        db.clone(),
+        shared,
+        true,
+    );
+    system.restore(&db).await;
+    {
+        // Every new snapshot reaches the Scheduler shards.
+        let system = system.clone();
+        catalog.subscribe(Box::new(move |snapshot| system.catalog_changed(snapshot)));
+    }
+
     let state = AppState {
         db: db.clone(),
         catalog: catalog.clone(),
         admin_token_hash: Arc::from(token.hash()),
+        system: system.clone(),
     };
     let max_body = config.max_body_bytes;
     let server = HttpServer::new(move || {
@@ -77,14 +95,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(task) = refresh {
         task.abort();
     }
+    // In-flight requests are settled (graceful shutdown): write what they recorded.
+    system.persist_now();
+    system.flush_records().await;
+    system.stop();
     db.close().await.ok();
     tracing::info!("stopped");
     result
 }
 
+/// The shared hot state: in memory, or Redis. If Redis cannot be reached at start the gateway
+/// still serves, on in-process state, and says so.
+async fn shared_state(config: &Config) -> SharedState {
+    match config.state_backend {
+        StateBackend::Memory => SharedState::memory(),
+        StateBackend::Redis => match SharedState::redis(&config.redis_url, "switchyard:").await {
+            Ok(state) => {
+                tracing::info!("shared state in Redis");
+                state
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Redis unreachable: serving on in-process state (not shared with other gateways)");
+                SharedState::memory()
+            }
+        },
+    }
+}
+
 /// Re-reads the catalog periodically so that changes written by another gateway process
 /// sharing the database reach this one.
-async fn refresh_catalog(catalog: Arc<CatalogHandle>, db: switchyard_store::Database, every: Duration) {
+async fn refresh_catalog(
+    catalog: Arc<CatalogHandle>,
+    db: switchyard_store::Database,
+    every: Duration,
+) {
     let mut ticker = actix_web::rt::time::interval(every);
     ticker.tick().await;
     loop {

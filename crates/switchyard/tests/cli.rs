@@ -36,7 +36,10 @@ fn help_lists_every_command() {
 fn configuration_errors_name_the_field_and_exit_2() {
     let (code, _, stderr) = switchyard(&["config"], &[("SWITCHYARD__SERVER__LISTEN", "nowhere")]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("server.listen") && stderr.contains("SWITCHYARD__SERVER__LISTEN"), "{stderr}");
+    assert!(
+        stderr.contains("server.listen") && stderr.contains("SWITCHYARD__SERVER__LISTEN"),
+        "{stderr}"
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("bad.toml");
@@ -46,7 +49,8 @@ fn configuration_errors_name_the_field_and_exit_2() {
     assert!(stderr.contains("`database.urll`"), "{stderr}");
 
     std::fs::write(&file, "[state]\nbackend = \"etcd\"\n").expect("write");
-    let (code, _, stderr) = switchyard(&["--config", file.to_str().expect("utf-8"), "migrate"], &[]);
+    let (code, _, stderr) =
+        switchyard(&["--config", file.to_str().expect("utf-8"), "migrate"], &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("state.backend"), "{stderr}");
 }
@@ -57,7 +61,10 @@ fn config_shows_no_secret() {
         &["config"],
         &[
             ("SWITCHYARD__ADMIN__TOKEN", "admin-token-do-not-print"),
-            ("SWITCHYARD__DATABASE__URL", "postgres://sy:db-password-xyz@127.0.0.1/sy"),
+            (
+                "SWITCHYARD__DATABASE__URL",
+                "postgres://sy:db-password-xyz@127.0.0.1/sy",
+            ),
         ],
     );
     assert_eq!(code, Some(0), "{stderr}");

@@ -5,8 +5,11 @@
 //! is followed by a catalog reload, so routing sees it without a restart.
 
 mod auth;
+mod operations;
 mod resources;
 mod settings;
+
+pub use auth::require_admin;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
@@ -28,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resources::scope::<Users>("/users"))
             .service(resources::scope::<GatewayKeys>("/gateway-keys"))
             .configure(settings::configure)
+            .configure(operations::configure)
             .default_service(web::to(resources::unknown_route)),
     );
 }

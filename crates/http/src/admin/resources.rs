@@ -52,7 +52,15 @@ where
     let per_page = number(&mut params, "per_page", 50)?;
     let mut filters: Vec<(String, String)> = params.into_iter().collect();
     filters.sort();
-    let page = manage::list::<R, _>(&state.db, &ListQuery { page, per_page, filters }).await?;
+    let page = manage::list::<R, _>(
+        &state.db,
+        &ListQuery {
+            page,
+            per_page,
+            filters,
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -64,7 +72,8 @@ where
     R: Resource,
     Pk<R>: From<String>,
 {
-    let created = manage::create::<R, _>(&state.db, &state.write_context(), body.into_inner()).await?;
+    let created =
+        manage::create::<R, _>(&state.db, &state.write_context(), body.into_inner()).await?;
     refresh(&state).await;
     let mut view = to_json(R::view(created.model))?;
     if let Some(secret) = created.revealed {
@@ -98,7 +107,10 @@ where
     Ok(HttpResponse::Ok().json(R::view(model)))
 }
 
-async fn delete<R>(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError>
+async fn delete<R>(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError>
 where
     R: Resource,
     Pk<R>: From<String>,
@@ -116,7 +128,7 @@ pub(crate) async fn refresh(state: &AppState) {
     }
 }
 
-fn to_json<T: Serialize>(value: T) -> Result<serde_json::Value, ApiError> {
+pub(crate) fn to_json<T: Serialize>(value: T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(value).map_err(|e| {
         tracing::error!(error = %e, "cannot serialise an admin view");
         ApiError::Internal

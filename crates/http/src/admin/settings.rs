@@ -29,7 +29,10 @@ async fn get_all(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(map))
 }
 
-async fn get_one(state: web::Data<AppState>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get_one(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let settings = switchyard_store::settings::load(&state.db)
         .await
         .map_err(internal)?;
@@ -70,10 +73,14 @@ async fn put_one(
     key: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let value = body.into_inner().get("value").cloned().ok_or_else(|| ApiError::Invalid {
-        field: "value".into(),
-        message: "is required".into(),
-    })?;
+    let value = body
+        .into_inner()
+        .get("value")
+        .cloned()
+        .ok_or_else(|| ApiError::Invalid {
+            field: "value".into(),
+            message: "is required".into(),
+        })?;
     store_one(&state, &key, value).await?;
     refresh(&state).await;
     get_one(state, key).await

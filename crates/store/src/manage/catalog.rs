@@ -253,8 +253,10 @@ impl Resource for Endpoints {
     type View = EndpointView;
     const KIND: &'static str = "endpoint";
     const FILTERS: &'static [&'static str] = &["provider_id", "api_format", "is_active"];
-    const UNIQUE: &'static [(&'static str, &'static str)] =
-        &[("api_format", "api_format"), ("provider_format", "api_format")];
+    const UNIQUE: &'static [(&'static str, &'static str)] = &[
+        ("api_format", "api_format"),
+        ("provider_format", "api_format"),
+    ];
 
     fn input_of(m: &endpoint::Model) -> EndpointInput {
         EndpointInput {
@@ -279,11 +281,14 @@ impl Resource for Endpoints {
     ) -> Result<(), ManageError> {
         match existing {
             Some(e) => check::unchanged("provider_id", &e.provider_id, &input.provider_id)?,
-            None => {
-                check::exists::<provider::Entity, C>(db, "provider_id", "provider", &input.provider_id)
-                    .await
-                    .map(drop)?
-            }
+            None => check::exists::<provider::Entity, C>(
+                db,
+                "provider_id",
+                "provider",
+                &input.provider_id,
+            )
+            .await
+            .map(drop)?,
         }
         check::base_url("base_url", &input.base_url)?;
         if let Some(path) = &input.custom_path {
@@ -296,7 +301,12 @@ impl Resource for Endpoints {
         }
         check::range("timeout_secs", input.timeout_secs, 1, 3600)?;
         check::range("header_timeout_secs", input.header_timeout_secs, 1, 600)?;
-        check::range("first_byte_timeout_secs", input.first_byte_timeout_secs, 1, 600)?;
+        check::range(
+            "first_byte_timeout_secs",
+            input.first_byte_timeout_secs,
+            1,
+            600,
+        )?;
         check::range("max_retries", input.max_retries, 0, 10)?;
         if let Some(max) = input.max_concurrent {
             check::range("max_concurrent", max, 1, 100_000)?;
@@ -460,9 +470,14 @@ impl Resource for ProviderKeys {
         match existing {
             Some(e) => check::unchanged("endpoint_id", &e.endpoint_id, &input.endpoint_id)?,
             None => {
-                check::exists::<endpoint::Entity, C>(db, "endpoint_id", "endpoint", &input.endpoint_id)
-                    .await
-                    .map(drop)?;
+                check::exists::<endpoint::Entity, C>(
+                    db,
+                    "endpoint_id",
+                    "endpoint",
+                    &input.endpoint_id,
+                )
+                .await
+                .map(drop)?;
                 if input.api_key.is_none() {
                     return Err(invalid("api_key", "is required"));
                 }
@@ -763,11 +778,14 @@ impl Resource for ProviderModels {
     ) -> Result<(), ManageError> {
         match existing {
             Some(e) => check::unchanged("provider_id", &e.provider_id, &input.provider_id)?,
-            None => {
-                check::exists::<provider::Entity, C>(db, "provider_id", "provider", &input.provider_id)
-                    .await
-                    .map(drop)?
-            }
+            None => check::exists::<provider::Entity, C>(
+                db,
+                "provider_id",
+                "provider",
+                &input.provider_id,
+            )
+            .await
+            .map(drop)?,
         }
         check::exists::<global_model::Entity, C>(
             db,

@@ -94,7 +94,8 @@ impl WriteContext {
 }
 
 /// The primary-key value type of a resource's entity.
-pub type Pk<R> = <<<R as Resource>::Entity as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType;
+pub type Pk<R> =
+    <<<R as Resource>::Entity as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType;
 
 /// One admin-managed entity kind.
 pub trait Resource {
@@ -392,7 +393,11 @@ fn conflict<R: Resource>(e: DbErr) -> ManageError {
             .map_or("", |(_, field)| field);
         return ManageError::Conflict {
             field: field.to_owned(),
-            message: format!("a {} with this {} already exists", R::KIND, field_or_value(field)),
+            message: format!(
+                "a {} with this {} already exists",
+                R::KIND,
+                field_or_value(field)
+            ),
         };
     }
     e.into()
@@ -410,7 +415,13 @@ mod tests {
     #[test]
     fn merge_patch_follows_rfc_7396() {
         let mut target = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
-        merge_patch(&mut target, json!({"a": null, "b": {"c": 5}, "e": [2, 3], "f": "x"}));
-        assert_eq!(target, json!({"b": {"c": 5, "d": 3}, "e": [2, 3], "f": "x"}));
+        merge_patch(
+            &mut target,
+            json!({"a": null, "b": {"c": 5}, "e": [2, 3], "f": "x"}),
+        );
+        assert_eq!(
+            target,
+            json!({"b": {"c": 5, "d": 3}, "e": [2, 3], "f": "x"})
+        );
     }
 }

@@ -35,9 +35,10 @@ pub fn range<T: PartialOrd + std::fmt::Display>(
 /// A finite amount of money or a ratio, at least `min`.
 pub fn amount(field: &str, value: Option<f64>, min: f64) -> Result<(), ManageError> {
     match value {
-        Some(v) if !v.is_finite() || v < min => {
-            Err(invalid(field, format!("must be a number of at least {min}")))
-        }
+        Some(v) if !v.is_finite() || v < min => Err(invalid(
+            field,
+            format!("must be a number of at least {min}"),
+        )),
         _ => Ok(()),
     }
 }
@@ -52,7 +53,10 @@ pub fn base_url(field: &str, value: &str) -> Result<(), ManageError> {
         return Err(invalid(field, "must have a host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(field, "must not contain credentials; use a provider key"));
+        return Err(invalid(
+            field,
+            "must not contain credentials; use a provider key",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(field, "must not have a query or fragment"));
@@ -134,7 +138,12 @@ pub fn name_list(field: &str, values: Option<&Vec<String>>) -> Result<(), Manage
 }
 
 /// The referenced row must exist (a 400 on the referring field, not a 404: the URL was fine).
-pub async fn exists<E, C>(db: &C, field: &str, kind: &str, id: &str) -> Result<E::Model, ManageError>
+pub async fn exists<E, C>(
+    db: &C,
+    field: &str,
+    kind: &str,
+    id: &str,
+) -> Result<E::Model, ManageError>
 where
     E: EntityTrait,
     C: ConnectionTrait,
@@ -149,7 +158,10 @@ where
 /// A parent reference cannot move to another parent.
 pub fn unchanged(field: &str, stored: &str, submitted: &str) -> Result<(), ManageError> {
     if stored != submitted {
-        return Err(invalid(field, "cannot be changed; create a new one instead"));
+        return Err(invalid(
+            field,
+            "cannot be changed; create a new one instead",
+        ));
     }
     Ok(())
 }

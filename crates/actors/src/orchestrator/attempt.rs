@@ -1,0 +1,333 @@
+//! One upstream attempt: send, wait for the head within the header timeout, then either read
+//! the whole body (non-streamed) or read until the first stream event (streamed) — the last
+//! moment the gateway may still fail over. The result is a normalised `UpstreamOutcome` for the
+//! pure classifier, plus what is needed to relay a success.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use std::time::{Duration, Instant};
+use switchyard_core::catalog::{Endpoint, ProviderKey};
+use switchyard_core::outcome::UpstreamOutcome;
+use switchyard_core::ratelimit;
+use switchyard_formats::body::{BodyKind, inspect_json_body, looks_like_html};
+use switchyard_formats::error_body::parse_error_body;
+use switchyard_formats::openai::chat::{StreamEvent, classify_stream_event};
+use switchyard_formats::sse::{SseEvent, SseParser};
+use switchyard_formats::usage::Usage;
+use switchyard_upstream::{SendFailure, UpstreamClients, build_request, send};
+
+/// Largest error body read from an upstream (the rest is not needed to classify it).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The upstream byte stream after the head.
+pub type ByteStream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
+
+/// What a successful attempt hands to the settling code.
+pub enum Success {
+    /// A whole JSON body.
+    Json {
+        /// The body as received.
+        body: Bytes,
+        /// Usage found in it.
+        usage: Option<Usage>,
+    },
+    /// A stream committed at its first event.
+    Stream {
+        /// The rest of the upstream stream.
+        rest: ByteStream,
+        /// The parser, holding any partial event.
+        parser: SseParser,
+        /// Events already read (the first one included), to relay first.
+        events: Vec<SseEvent>,
+    },
+}
+
+impl std::fmt::Debug for Success {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Success::Json { body, .. } => write!(f, "Json({} bytes)", body.len()),
+            Success::Stream { events, .. } => write!(f, "Stream({} events read)", events.len()),
+        }
+    }
+}
+
+/// One attempt's result.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The normalised outcome.
+    pub outcome: UpstreamOutcome,
+    /// Present for `UpstreamOutcome::Success`.
+    pub success: Option<Success>,
+    /// Upstream status, when a head arrived.
+    pub status: Option<u16>,
+    /// Human detail for records (never contains a credential).
+    pub detail: Option<String>,
+}
+
+impl Attempt {
+    fn failed(outcome: UpstreamOutcome, status: Option<u16>, detail: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            success: None,
+            status,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// Runs one attempt. `deadline` bounds everything here together with the endpoint timeouts.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    clients: &UpstreamClients,
+    endpoint: &Endpoint,
+    key: &ProviderKey,
+    upstream_model: &str,
+    stream: bool,
+    body: Bytes,
+    client_headers: &[(String, String)],
+    deadline: Instant,
+) -> Attempt {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let request = match build_request(endpoint, key, upstream_model, stream, body, client_headers) {
+        Ok(request) => request,
+        Err(e) => return Attempt::failed(UpstreamOutcome::ConnectFailed, None, e.to_string()),
+    };
+    let client = match clients.client_for(endpoint) {
+        Ok(client) => client,
+        Err(e) => return Attempt::failed(UpstreamOutcome::ConnectFailed, None, e.to_string()),
+    };
+    let header_timeout = Duration::from_secs(u64::from(endpoint.header_timeout_secs)).min(left);
+    let response = match send(&client, request, header_timeout).await {
+        Ok(response) => response,
+        Err(SendFailure::HeaderTimeout(t)) => {
+            return Attempt::failed(
+                UpstreamOutcome::HeaderTimeout,
+                None,
+                format!("no response head within {} ms", t.as_millis()),
+            );
+        }
+        Err(e) => return Attempt::failed(UpstreamOutcome::ConnectFailed, None, e.to_string()),
+    };
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return error_status(response, status, deadline).await;
+    }
+    let body_timeout = Duration::from_secs(u64::from(endpoint.timeout_secs));
+    if stream {
+        let first_byte = Duration::from_secs(u64::from(endpoint.first_byte_timeout_secs));
+        first_event(
+            response,
+            status,
+            first_byte.min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await
+    } else {
+        whole_body(
+            response,
+            status,
+            body_timeout.min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await
+    }
+}
+
+async fn error_status(response: reqwest::Response, status: u16, deadline: Instant) -> Attempt {
+    let now = chrono::Utc::now();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let retry_after = pairs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, v)| ratelimit::parse_retry_after(v, now));
+    let rate_limit = ratelimit::parse_rate_limit_headers(&pairs, now);
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .min(Duration::from_secs(10));
+    let raw = read_limited(response, MAX_ERROR_BODY, wait)
+        .await
+        .unwrap_or_default();
+    let body = parse_error_body(&raw);
+    let detail = format!("upstream returned {status}: {}", body.message);
+    Attempt {
+        outcome: UpstreamOutcome::Http {
+            status,
+            body,
+            retry_after,
+            rate_limit,
+        },
+        success: None,
+        status: Some(status),
+        detail: Some(detail),
+    }
+}
+
+async fn read_limited(
+    response: reqwest::Response,
+    limit: usize,
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    let mut stream = response.bytes_stream();
+    let mut out = Vec::new();
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.ok()?;
+            let room = limit.saturating_sub(out.len());
+            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Some(())
+    };
+    tokio::time::timeout(wait, read).await.ok().flatten()?;
+    Some(out)
+}
+
+async fn whole_body(response: reqwest::Response, status: u16, timeout: Duration) -> Attempt {
+    let bytes = match tokio::time::timeout(timeout, response.bytes()).await {
+        Err(_) => {
+            return Attempt::failed(
+                UpstreamOutcome::HeaderTimeout,
+                Some(status),
+                "the body did not arrive in time",
+            );
+        }
+        Ok(Err(e)) => {
+            return Attempt::failed(
+                UpstreamOutcome::ConnectFailed,
+                Some(status),
+                format!("the body was cut: {}", e.without_url()),
+            );
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    match inspect_json_body(&bytes) {
+        BodyKind::Json(value) => Attempt {
+            outcome: UpstreamOutcome::Success,
+            success: Some(Success::Json {
+                usage: switchyard_formats::openai::chat::usage_from_response(&value),
+                body: bytes,
+            }),
+            status: Some(status),
+            detail: None,
+        },
+        BodyKind::ErrorObject(body) => {
+            let detail = format!("error inside a {status} body: {}", body.message);
+            Attempt::failed(UpstreamOutcome::ErrorInBody { body }, Some(status), detail)
+        }
+        BodyKind::Html => Attempt::failed(
+            UpstreamOutcome::HtmlBody,
+            Some(status),
+            "an HTML page instead of JSON (wrong base URL?)",
+        ),
+        BodyKind::Malformed => Attempt::failed(
+            UpstreamOutcome::MalformedBody,
+            Some(status),
+            "the body is not valid JSON",
+        ),
+    }
+}
+
+/// Reads until the first valid event. Every byte read so far is parsed together, so an error
+/// in the very first chunk is seen (fix of the reference's §11.1 #12).
+async fn first_event(response: reqwest::Response, status: u16, timeout: Duration) -> Attempt {
+    let mut rest: ByteStream = response.bytes_stream().boxed();
+    let mut parser = SseParser::new();
+    let mut events: Vec<SseEvent> = Vec::new();
+    let mut seen_bytes: Vec<u8> = Vec::new();
+    let until = tokio::time::Instant::now() + timeout;
+    loop {
+        let next = match tokio::time::timeout_at(until, rest.next()).await {
+            Err(_) => {
+                return Attempt::failed(
+                    UpstreamOutcome::FirstByteTimeout,
+                    Some(status),
+                    format!("no stream event within {} ms", timeout.as_millis()),
+                );
+            }
+            Ok(next) => next,
+        };
+        let chunk = match next {
+            None => {
+                let outcome = if looks_like_html(&seen_bytes) {
+                    UpstreamOutcome::HtmlBody
+                } else {
+                    UpstreamOutcome::MalformedBody
+                };
+                return Attempt::failed(
+                    outcome,
+                    Some(status),
+                    "the stream ended before its first event",
+                );
+            }
+            Some(Err(e)) => {
+                return Attempt::failed(
+                    UpstreamOutcome::ConnectFailed,
+                    Some(status),
+                    format!(
+                        "the stream was cut before its first event: {}",
+                        e.without_url()
+                    ),
+                );
+            }
+            Some(Ok(chunk)) => chunk,
+        };
+        if seen_bytes.len() < 512 {
+            seen_bytes.extend_from_slice(&chunk[..chunk.len().min(512)]);
+            if looks_like_html(&seen_bytes) {
+                return Attempt::failed(
+                    UpstreamOutcome::HtmlBody,
+                    Some(status),
+                    "an HTML page instead of a stream (wrong base URL?)",
+                );
+            }
+        }
+        for event in parser.push(&chunk) {
+            match classify_stream_event(&event) {
+                StreamEvent::Chunk { .. } => {
+                    events.push(event);
+                    return Attempt {
+                        outcome: UpstreamOutcome::Success,
+                        success: Some(Success::Stream {
+                            rest,
+                            parser,
+                            events,
+                        }),
+                        status: Some(status),
+                        detail: None,
+                    };
+                }
+                StreamEvent::Error(body) => {
+                    let detail = format!("error event before the first chunk: {}", body.message);
+                    return Attempt::failed(
+                        UpstreamOutcome::ErrorInBody { body },
+                        Some(status),
+                        detail,
+                    );
+                }
+                StreamEvent::Malformed => {
+                    return Attempt::failed(
+                        UpstreamOutcome::MalformedBody,
+                        Some(status),
+                        "the first stream event is not valid JSON",
+                    );
+                }
+                StreamEvent::Done => {
+                    return Attempt::failed(
+                        UpstreamOutcome::MalformedBody,
+                        Some(status),
+                        "the stream ended before its first chunk",
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The Orchestrator: one short-lived actor per request, started on the HTTP worker's own
+//! Arbiter (no thread hop). It runs the failover loop (see `run`) by messaging the Scheduler,
+//! KeySlots, HealthMonitor and Recorder and calling upstreams, settles the response, and stops.
+//!
+//! 1. Resolve candidates (Scheduler) and open the request's records (Recorder).
+//! 2. For each usable candidate, while the attempt budget and the deadline allow: a probe slot
+//!    if its circuit is half-open (HealthMonitor), a concurrency slot (KeySlots), the upstream
+//!    call, the pure classifier, reports to HealthMonitor/KeySlots/Recorder, affinity updates.
+//! 3. Success: the body, or a relayed stream owning the lease and the finaliser.
+//! 4. Nothing succeeded: one clear error; when every candidate was only full, first a bounded
+//!    wait for a slot.
+
+mod attempt;
+mod record;
+mod relay;
+mod run;
+
+pub use record::RequestRecord;
+pub use relay::RelayStream;
+pub use run::{Failure, Settled};
+
+use crate::system::ActorSystem;
+use actix::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use switchyard_core::ApiFormat;
+use switchyard_core::catalog::{GatewayKey, User};
+use switchyard_formats::openai::chat::ChatRequest;
+
+/// Everything the HTTP layer hands over for one request.
+#[derive(Debug)]
+pub struct RequestContext {
+    /// The actors and clients.
+    pub system: ActorSystem,
+    /// Gateway-generated id.
+    pub request_id: String,
+    /// The client's `x-request-id`, kept as metadata.
+    pub client_request_id: Option<String>,
+    /// Client format.
+    pub format: ApiFormat,
+    /// Authenticated key.
+    pub gateway_key: Arc<GatewayKey>,
+    /// Its user.
+    pub user: Arc<User>,
+    /// The parsed request.
+    pub request: ChatRequest,
+    /// Capability requirements.
+    pub capabilities: BTreeMap<String, bool>,
+    /// Client headers that may be forwarded (the upstream builder filters them).
+    pub client_headers: Vec<(String, String)>,
+    /// Arrival.
+    pub started: Instant,
+}
+
+/// Counts a request as in flight until dropped (the response body included, for streams).
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Takes an in-flight slot; `None` when `max` are already in flight.
+    pub fn acquire(counter: &Arc<AtomicUsize>, max: usize) -> Option<InFlight> {
+        let now = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        if now > max {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(InFlight(counter.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The per-request actor.
+#[derive(Debug, Default)]
+pub struct Orchestrator {
+    context: Option<RequestContext>,
+}
+
+impl Orchestrator {
+    /// An orchestrator for one request.
+    pub fn new(context: RequestContext) -> Self {
+        Self {
+            context: Some(context),
+        }
+    }
+}
+
+impl Actor for Orchestrator {
+    type Context = Context<Self>;
+}
+
+/// Run the request to its settlement (sent once, by the HTTP handler).
+#[derive(Debug)]
+pub struct Execute;
+
+impl Message for Execute {
+    type Result = Result<Settled, Failure>;
+}
+
+impl Handler<Execute> for Orchestrator {
+    type Result = ResponseActFuture<Self, Result<Settled, Failure>>;
+
+    fn handle(&mut self, _msg: Execute, _ctx: &mut Self::Context) -> Self::Result {
+        let context = self.context.take();
+        Box::pin(
+            async move {
+                match context {
+                    Some(context) => run::run(context).await,
+                    None => Err(Failure::internal("the request was already executed")),
+                }
+            }
+            .into_actor(self)
+            .map(|result, _act, ctx| {
+                // Settled: nothing of this request stays in the actor.
+                ctx.stop();
+                result
+            }),
+        )
+    }
+}
+
+crate::metered!(Orchestrator: Execute);

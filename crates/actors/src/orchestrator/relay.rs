@@ -1,0 +1,203 @@
+//! Relaying a committed stream to the client while a tap extracts usage and watches for the
+//! completion signal. The stream owns the slot lease and the request's finaliser: whatever way
+//! it ends — completed, upstream cut or stall, malformed chunk, client gone — the lease is
+//! released and exactly one final record is written.
+
+use super::attempt::ByteStream;
+use super::record::Finaliser;
+use crate::slots::Lease;
+use bytes::Bytes;
+use futures_util::Stream;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use switchyard_formats::openai::chat::{
+    StreamEvent, classify_stream_event, done_event, stream_error_event,
+};
+use switchyard_formats::sse::{SseEvent, SseParser, encode};
+use switchyard_formats::usage::Usage;
+
+/// How a relayed stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The completion signal arrived.
+    Completed,
+    /// The upstream failed after commit (cut, stall, malformed chunk, error event).
+    Failed(String),
+}
+
+/// The body of a streamed response.
+pub struct RelayStream {
+    rest: ByteStream,
+    parser: SseParser,
+    out: VecDeque<Bytes>,
+    usage: Usage,
+    finished: bool,
+    ended: bool,
+    include_usage: bool,
+    idle: Duration,
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
+    finaliser: Option<Finaliser>,
+    _lease: Lease,
+}
+
+impl std::fmt::Debug for RelayStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayStream")
+            .field("finished", &self.finished)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl RelayStream {
+    /// Starts relaying: `events` were read before the commit and go out first.
+    pub fn new(
+        rest: ByteStream,
+        parser: SseParser,
+        events: Vec<SseEvent>,
+        include_usage: bool,
+        idle: Duration,
+        finaliser: Finaliser,
+        lease: Lease,
+    ) -> Self {
+        let mut relay = Self {
+            rest,
+            parser,
+            out: VecDeque::new(),
+            usage: Usage::default(),
+            finished: false,
+            ended: false,
+            include_usage,
+            idle,
+            idle_timer: Box::pin(tokio::time::sleep(idle)),
+            finaliser: Some(finaliser),
+            _lease: lease,
+        };
+        for event in events {
+            relay.take(event);
+        }
+        relay
+    }
+
+    /// Handles one upstream event: relay it (or hide the forced usage chunk), note usage and
+    /// completion, end on `[DONE]`, an error or garbage.
+    fn take(&mut self, event: SseEvent) {
+        if self.ended {
+            return;
+        }
+        match classify_stream_event(&event) {
+            StreamEvent::Chunk {
+                usage,
+                finished,
+                usage_only,
+                ..
+            } => {
+                if let Some(usage) = usage {
+                    self.usage.merge_stream(&usage);
+                }
+                self.finished |= finished;
+                if !usage_only || self.include_usage {
+                    self.out
+                        .push_back(encode(event.event.as_deref(), &event.data));
+                }
+            }
+            StreamEvent::Done => {
+                self.out.push_back(done_event());
+                self.end(StreamEnd::Completed);
+            }
+            StreamEvent::Error(body) => {
+                self.out
+                    .push_back(encode(event.event.as_deref(), &event.data));
+                self.end(StreamEnd::Failed(format!(
+                    "upstream error event: {}",
+                    body.message
+                )));
+            }
+            StreamEvent::Malformed => {
+                self.fail("the upstream sent a malformed chunk");
+            }
+        }
+    }
+
+    /// Ends with an in-band error event: never a silent truncated success.
+    fn fail(&mut self, why: &str) {
+        self.out.push_back(stream_error_event(
+            &format!("{why}; the response is incomplete"),
+            "upstream_error",
+            Some("stream_interrupted"),
+        ));
+        self.end(StreamEnd::Failed(why.to_owned()));
+    }
+
+    fn end(&mut self, end: StreamEnd) {
+        self.ended = true;
+        if let Some(finaliser) = self.finaliser.take() {
+            finaliser.stream_ended(end, self.usage);
+        }
+    }
+
+    /// The upstream closed: complete if the answer was complete (adding `[DONE]` if missing).
+    fn upstream_closed(&mut self) {
+        if let Some(event) = self.parser.finish() {
+            self.take(event);
+        }
+        if self.ended {
+            return;
+        }
+        if self.finished {
+            self.out.push_back(done_event());
+            self.end(StreamEnd::Completed);
+        } else {
+            self.fail("the upstream closed the stream before it was complete");
+        }
+    }
+}
+
+impl Stream for RelayStream {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match this.rest.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let idle = this.idle;
+                    this.idle_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + idle);
+                    for event in this.parser.push(&chunk) {
+                        this.take(event);
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => this.fail("the upstream connection broke mid-stream"),
+                Poll::Ready(None) => this.upstream_closed(),
+                Poll::Pending => {
+                    if this.idle_timer.as_mut().poll(cx).is_ready() {
+                        this.fail("the upstream stalled");
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RelayStream {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away (the lease goes with `_lease`).
+        if let Some(finaliser) = self.finaliser.take() {
+            finaliser.client_gone(self.usage);
+        }
+    }
+}
+
+use std::future::Future;

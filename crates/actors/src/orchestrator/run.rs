@@ -1,0 +1,708 @@
+//! The failover loop.
+
+use super::RequestContext;
+use super::attempt::{self, Success};
+use super::record::{Finaliser, RequestRecord, Serving};
+use super::relay::RelayStream;
+use crate::health::messages::{AcquireProbe, Outcome};
+use crate::scheduler::messages::{InvalidateAffinity, Resolve, SetAffinity};
+use crate::slots::KeySlots;
+use crate::slots::messages::{AcquireSlot, Denied, ObserveOutcome, Observed};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use switchyard_core::backoff::backoff;
+use switchyard_core::breaker::Admission;
+use switchyard_core::classify::{Verdict, classify};
+use switchyard_core::outcome::UpstreamOutcome;
+use switchyard_core::routing::{AffinityTarget, Candidate, Resolution, RouteError};
+use switchyard_formats::openai::chat::upstream_body;
+use switchyard_formats::usage::Usage;
+use switchyard_store::records::AttemptStatus;
+
+/// A settled success.
+#[derive(Debug)]
+pub enum Settled {
+    /// A whole JSON body (the upstream's, unchanged).
+    Json {
+        /// The body.
+        body: Bytes,
+    },
+    /// A relayed stream.
+    Stream(RelayStream),
+}
+
+/// A final error for the client, in the front door's envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// HTTP status.
+    pub status: u16,
+    /// Envelope `type`.
+    pub error_type: &'static str,
+    /// Envelope `code`.
+    pub code: &'static str,
+    /// Human message (no secrets).
+    pub message: String,
+    /// `Retry-After` seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+impl Failure {
+    /// A 500.
+    pub fn internal(message: &str) -> Failure {
+        Failure {
+            status: 500,
+            error_type: "server_error",
+            code: "internal_error",
+            message: message.to_owned(),
+            retry_after: None,
+        }
+    }
+
+    fn unavailable(message: String) -> Failure {
+        Failure {
+            status: 503,
+            error_type: "server_error",
+            code: "service_unavailable",
+            message,
+            retry_after: Some(1),
+        }
+    }
+}
+
+/// What happened to one candidate.
+enum Step {
+    Settled(Settled),
+    Stop(Failure),
+    Next,
+    OutOfBudget,
+}
+
+/// Running tallies of the loop, for the final answer.
+#[derive(Default)]
+struct Tally {
+    attempts: u32,
+    failed: u32,
+    last_cause: Option<String>,
+    last_serving: Option<Serving>,
+    capacity_denied: Vec<usize>,
+    throttled_until: Option<DateTime<Utc>>,
+    circuit_skips: u32,
+    waited_rate_limit: bool,
+    deadline_hit: bool,
+}
+
+impl Tally {
+    fn throttled(&mut self, until: DateTime<Utc>) {
+        self.throttled_until = Some(self.throttled_until.map_or(until, |t| t.min(until)));
+    }
+}
+
+/// Runs one request to its settlement.
+pub async fn run(ctx: RequestContext) -> Result<Settled, Failure> {
+    let system = ctx.system.clone();
+    let config = system.config.clone();
+    let deadline = ctx.started + config.request_deadline;
+    system.counters.requests.fetch_add(1, Ordering::Relaxed);
+
+    let mut record = RequestRecord {
+        request_id: ctx.request_id.clone(),
+        client_request_id: ctx.client_request_id.clone(),
+        user_id: ctx.user.id.clone(),
+        gateway_key_id: ctx.gateway_key.id.clone(),
+        standalone: ctx.gateway_key.is_standalone,
+        model: ctx.request.model.clone(),
+        global_model_id: None,
+        format: ctx.format,
+        stream: ctx.request.stream,
+        started: ctx.started,
+        started_at: Utc::now(),
+        required_capabilities: required(&ctx),
+        recorder: system.recorder.pick(&ctx.request_id).clone(),
+        counters: system.counters.clone(),
+    };
+
+    let resolved = system
+        .scheduler
+        .pick(&ctx.gateway_key.id)
+        .ask(
+            Resolve {
+                model: ctx.request.model.clone(),
+                format: ctx.format,
+                stream: ctx.request.stream,
+                gateway_key: ctx.gateway_key.clone(),
+                user: ctx.user.clone(),
+                capabilities: ctx.capabilities.clone(),
+                affinity_key: ctx.gateway_key.id.clone(),
+                now: Utc::now(),
+            },
+            config.actor_timeout,
+        )
+        .await;
+    let resolved = match resolved {
+        Ok(Ok(resolved)) => resolved,
+        Ok(Err(route)) => {
+            let failure = route_failure(&route);
+            record.finish(
+                failure.status,
+                Some(failure.message.clone()),
+                None,
+                Usage::default(),
+                None,
+            );
+            return Err(failure);
+        }
+        Err(e) => {
+            let failure = Failure::unavailable(format!("the gateway is overloaded: {e}"));
+            record.finish(
+                failure.status,
+                Some(failure.message.clone()),
+                None,
+                Usage::default(),
+                None,
+            );
+            return Err(failure);
+        }
+    };
+    let resolution = resolved.resolution;
+    record.global_model_id = Some(resolution.global_model.id.clone());
+    let record = Arc::new(record);
+    let skipped = resolution
+        .candidates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let reason = c.skip.as_ref()?;
+            let mut row = record.attempt(i, 0, c, AttemptStatus::Skipped);
+            row.skip_reason = Some(reason.to_string());
+            Some(row)
+        })
+        .collect();
+    record.opened(skipped);
+
+    let mut tally = Tally {
+        circuit_skips: resolution
+            .candidates
+            .iter()
+            .filter(|c| {
+                c.skip
+                    .as_ref()
+                    .is_some_and(|s| s.as_label() == "circuit_open")
+            })
+            .count() as u32,
+        ..Tally::default()
+    };
+    let first_usable = resolution.candidates.iter().position(|c| c.skip.is_none());
+    let looper = Looper {
+        ctx: &ctx,
+        record: &record,
+        resolution: &resolution,
+        probing: &resolved.probing,
+        first_usable,
+        deadline,
+    };
+    for (index, candidate) in resolution.candidates.iter().enumerate() {
+        if candidate.skip.is_some() {
+            continue;
+        }
+        match looper.candidate(index, candidate, None, &mut tally).await {
+            Step::Settled(settled) => return Ok(settled),
+            Step::Stop(failure) => return Err(failure),
+            Step::Next => {}
+            Step::OutOfBudget => break,
+        }
+    }
+
+    // Every usable candidate was only full: wait (bounded, FIFO) for a slot on the best one.
+    if tally.attempts == 0 && !tally.deadline_hit {
+        if let Some(&index) = tally.capacity_denied.first() {
+            let wait = config
+                .queue_timeout
+                .min(deadline.saturating_duration_since(Instant::now()));
+            if !wait.is_zero() {
+                let candidate = &resolution.candidates[index];
+                match looper
+                    .candidate(index, candidate, Some(wait), &mut tally)
+                    .await
+                {
+                    Step::Settled(settled) => return Ok(settled),
+                    Step::Stop(failure) => return Err(failure),
+                    Step::Next | Step::OutOfBudget => {}
+                }
+            }
+        }
+    }
+
+    let failure = final_failure(&tally, resolution.candidates.len(), deadline);
+    record.finish(
+        failure.status,
+        Some(failure.message.clone()),
+        tally.last_serving.as_ref(),
+        Usage::default(),
+        None,
+    );
+    Err(failure)
+}
+
+fn required(ctx: &RequestContext) -> Option<serde_json::Value> {
+    let wanted: Vec<&String> = ctx
+        .capabilities
+        .iter()
+        .filter(|(_, on)| **on)
+        .map(|(name, _)| name)
+        .collect();
+    (!wanted.is_empty()).then(|| serde_json::json!(wanted))
+}
+
+fn route_failure(route: &RouteError) -> Failure {
+    match route {
+        RouteError::ModelNotFound => Failure {
+            status: 404,
+            error_type: "invalid_request_error",
+            code: "model_not_found",
+            message: "The model does not exist or is not served by this gateway.".into(),
+            retry_after: None,
+        },
+        RouteError::ModelNotAllowed => Failure {
+            status: 403,
+            error_type: "permission_error",
+            code: "model_not_allowed",
+            message: "This key may not use this model.".into(),
+            retry_after: None,
+        },
+        RouteError::FormatNotAllowed => Failure {
+            status: 403,
+            error_type: "permission_error",
+            code: "api_format_not_allowed",
+            message: "This key may not use this API.".into(),
+            retry_after: None,
+        },
+        RouteError::NoCandidate { .. } => Failure::unavailable(route.to_string()),
+    }
+}
+
+fn final_failure(tally: &Tally, candidates: usize, deadline: Instant) -> Failure {
+    let now = Utc::now();
+    if tally.attempts == 0 && (!tally.capacity_denied.is_empty() || tally.throttled_until.is_some())
+    {
+        let retry_after = tally
+            .throttled_until
+            .map(|t| (t - now).num_milliseconds().max(0) as u64)
+            .map_or(1, |ms| ms.div_ceil(1000).max(1));
+        return Failure {
+            status: 429,
+            error_type: "rate_limit_error",
+            code: "rate_limit_exceeded",
+            message: "Every upstream for this model is busy or rate limited; retry later.".into(),
+            retry_after: Some(retry_after),
+        };
+    }
+    if tally.deadline_hit || Instant::now() >= deadline {
+        return Failure {
+            status: 504,
+            error_type: "server_error",
+            code: "deadline_exceeded",
+            message: format!(
+                "The request deadline passed after {} upstream attempt(s){}.",
+                tally.attempts,
+                cause_suffix(tally)
+            ),
+            retry_after: None,
+        };
+    }
+    if tally.attempts == 0 {
+        return Failure::unavailable(format!(
+            "No healthy upstream: {} of {candidates} candidate(s) have an open circuit.",
+            tally.circuit_skips
+        ));
+    }
+    Failure {
+        status: 502,
+        error_type: "server_error",
+        code: "upstream_failed",
+        message: format!(
+            "All {} upstream attempt(s) failed{}.",
+            tally.failed,
+            cause_suffix(tally)
+        ),
+        retry_after: None,
+    }
+}
+
+fn cause_suffix(tally: &Tally) -> String {
+    tally
+        .last_cause
+        .as_ref()
+        .map(|c| format!("; last: {c}"))
+        .unwrap_or_default()
+}
+
+/// What every candidate attempt needs.
+struct Looper<'a> {
+    ctx: &'a RequestContext,
+    record: &'a Arc<RequestRecord>,
+    resolution: &'a Resolution,
+    probing: &'a [String],
+    first_usable: Option<usize>,
+    deadline: Instant,
+}
+
+impl Looper<'_> {
+    fn skip(&self, index: usize, candidate: &Candidate, retry: u32, reason: String) {
+        let mut row = self
+            .record
+            .attempt(index, retry, candidate, AttemptStatus::Skipped);
+        row.skip_reason = Some(reason);
+        self.record.attempt_finished(row);
+    }
+
+    fn release_probe(&self, key_id: &str, probe: bool) {
+        if probe {
+            self.ctx.system.health.pick(key_id).tell(Outcome {
+                key_id: key_id.to_owned(),
+                effect: switchyard_core::classify::HealthEffect::Neutral,
+                probe: true,
+                now: Utc::now(),
+            });
+        }
+    }
+
+    fn affinity_target(candidate: &Candidate) -> AffinityTarget {
+        AffinityTarget {
+            provider_id: candidate.provider.id.clone(),
+            endpoint_id: candidate.endpoint().id.clone(),
+            provider_key_id: candidate.key().id.clone(),
+        }
+    }
+
+    /// Tries one candidate, with retries, until it settles the request or is left.
+    async fn candidate(
+        &self,
+        index: usize,
+        candidate: &Candidate,
+        wait: Option<Duration>,
+        tally: &mut Tally,
+    ) -> Step {
+        let system = &self.ctx.system;
+        let config = &system.config;
+        let key = candidate.key();
+        let endpoint = candidate.endpoint();
+        let serving = Serving::of(candidate, &self.resolution.global_model);
+        // The affinity hit may get one more try: its warm cache is worth it.
+        let max_retries = endpoint.max_retries + u32::from(candidate.is_cached);
+        let mut retry: u32 = 0;
+        loop {
+            if Instant::now() >= self.deadline {
+                tally.deadline_hit = true;
+                return Step::OutOfBudget;
+            }
+            if tally.attempts >= config.max_attempts {
+                return Step::OutOfBudget;
+            }
+            let mut probe = false;
+            if self.probing.iter().any(|id| id == &key.id) {
+                let admission = system
+                    .health
+                    .pick(&key.id)
+                    .ask(
+                        AcquireProbe {
+                            key_id: key.id.clone(),
+                            now: Utc::now(),
+                        },
+                        config.actor_timeout,
+                    )
+                    .await;
+                match admission {
+                    Ok(Ok(Admission::Allowed)) => {}
+                    Ok(Ok(Admission::Probe)) => probe = true,
+                    Ok(Ok(Admission::Rejected { .. })) | Ok(Err(_)) | Err(_) => {
+                        tally.circuit_skips += 1;
+                        self.skip(
+                            index,
+                            candidate,
+                            retry,
+                            "circuit half-open: its probe slots are busy".into(),
+                        );
+                        return Step::Next;
+                    }
+                }
+            }
+            let request = AcquireSlot {
+                key_id: key.id.clone(),
+                endpoint_id: endpoint.id.clone(),
+                lease_id: format!("{}:{index}:{retry}", self.ctx.request_id),
+                fixed_limit: key.max_concurrent,
+                endpoint_limit: endpoint.max_concurrent,
+                rpm_limit: key.rpm_limit,
+                cache_warm: candidate.is_cached,
+                wait,
+            };
+            let slots = system.slots.pick(&key.id);
+            let granted = match slots
+                .ask(
+                    request.clone(),
+                    config.actor_timeout + wait.unwrap_or_default(),
+                )
+                .await
+            {
+                Ok(Ok(granted)) => granted,
+                Ok(Err(denied)) => {
+                    self.release_probe(&key.id, probe);
+                    self.skip(index, candidate, retry, denied.reason());
+                    match &denied {
+                        Denied::KeyFull { .. }
+                        | Denied::EndpointFull { .. }
+                        | Denied::QueueFull => {
+                            tally.capacity_denied.push(index);
+                        }
+                        Denied::Rpm { retry_at } | Denied::Cooling { until: retry_at } => {
+                            tally.throttled(*retry_at);
+                        }
+                        Denied::Unavailable(e) => tally.last_cause = Some(e.clone()),
+                    }
+                    return Step::Next;
+                }
+                Err(e) => {
+                    self.release_probe(&key.id, probe);
+                    tally.last_cause = Some(e.to_string());
+                    return Step::Next;
+                }
+            };
+            let lease = KeySlots::lease(slots, &request, granted);
+            tally.attempts += 1;
+            system.counters.attempts.fetch_add(1, Ordering::Relaxed);
+            if tally.attempts > 1 {
+                system.counters.failovers.fetch_add(1, Ordering::Relaxed);
+            }
+            let started_at = Utc::now();
+            let started = Instant::now();
+            let body = upstream_body(&self.ctx.request, &candidate.upstream_model);
+            let attempt = attempt::run(
+                &system.clients,
+                endpoint,
+                key,
+                &candidate.upstream_model,
+                self.ctx.request.stream,
+                body,
+                &self.ctx.client_headers,
+                self.deadline,
+            )
+            .await;
+            let class = classify(&attempt.outcome);
+            let now = Utc::now();
+            system.health.pick(&key.id).tell(Outcome {
+                key_id: key.id.clone(),
+                effect: class.health,
+                probe,
+                now,
+            });
+            let (observed, retry_after) = match &attempt.outcome {
+                UpstreamOutcome::Success => (Observed::Success, None),
+                UpstreamOutcome::Http {
+                    status: 429,
+                    retry_after,
+                    rate_limit,
+                    ..
+                } => (
+                    Observed::RateLimited {
+                        retry_after: *retry_after,
+                        headers: *rate_limit,
+                    },
+                    *retry_after,
+                ),
+                _ => (Observed::Other, None),
+            };
+            system.slots.pick(&key.id).tell(ObserveOutcome {
+                key_id: key.id.clone(),
+                adaptive: key.max_concurrent.is_none(),
+                in_flight: lease.in_flight,
+                observed,
+                now,
+            });
+            if class.invalidate_affinity && candidate.is_cached {
+                system
+                    .scheduler
+                    .pick(&self.ctx.gateway_key.id)
+                    .tell(InvalidateAffinity {
+                        affinity_key: self.ctx.gateway_key.id.clone(),
+                        format: self.ctx.format,
+                        global_model_id: self.resolution.global_model.id.clone(),
+                        target: Self::affinity_target(candidate),
+                    });
+            }
+            let mut row = self
+                .record
+                .attempt(index, retry, candidate, AttemptStatus::Failed);
+            row.started_at = Some(started_at);
+            row.finished_at = Some(now);
+            row.latency_ms = Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
+            row.status_code = attempt.status.map(i32::from);
+            row.concurrent_requests = Some(i32::try_from(lease.in_flight).unwrap_or(i32::MAX));
+            row.error_type = Some(class.kind.as_str().to_owned());
+            row.error_message = attempt.detail.clone();
+
+            match class.verdict {
+                Verdict::Done => {
+                    row.error_type = None;
+                    if key.cache_ttl_minutes > 0 {
+                        system
+                            .scheduler
+                            .pick(&self.ctx.gateway_key.id)
+                            .tell(SetAffinity {
+                                affinity_key: self.ctx.gateway_key.id.clone(),
+                                format: self.ctx.format,
+                                global_model_id: self.resolution.global_model.id.clone(),
+                                target: Self::affinity_target(candidate),
+                                ttl: Duration::from_secs(u64::from(key.cache_ttl_minutes) * 60),
+                            });
+                    }
+                    return self.settle(attempt.success, row, serving, lease);
+                }
+                Verdict::RetrySame => {
+                    self.failed(row, &attempt, tally, &serving);
+                    drop(lease);
+                    if retry < max_retries {
+                        let pause = backoff(
+                            retry,
+                            config.retry_base,
+                            config.retry_max,
+                            rand::random::<f64>(),
+                        );
+                        if Instant::now() + pause < self.deadline {
+                            tokio::time::sleep(pause).await;
+                            retry += 1;
+                            continue;
+                        }
+                    }
+                    return Step::Next;
+                }
+                Verdict::NextCandidate => {
+                    self.failed(row, &attempt, tally, &serving);
+                    return Step::Next;
+                }
+                Verdict::RateLimited => {
+                    self.failed(row, &attempt, tally, &serving);
+                    drop(lease);
+                    let rest = retry_after.unwrap_or(config.default_cooldown);
+                    tally.throttled(now + chrono::Duration::from_std(rest).unwrap_or_default());
+                    let best = candidate.is_cached || self.first_usable == Some(index);
+                    let short = retry_after.is_some_and(|r| r <= config.rate_limit_wait_max);
+                    if !tally.waited_rate_limit
+                        && best
+                        && short
+                        && Instant::now() + rest < self.deadline
+                    {
+                        tally.waited_rate_limit = true;
+                        tokio::time::sleep(rest).await;
+                        retry += 1;
+                        continue;
+                    }
+                    return Step::Next;
+                }
+                Verdict::Stop => {
+                    self.failed(row, &attempt, tally, &serving);
+                    let status = class.client_status.unwrap_or(400);
+                    let message = match &attempt.outcome {
+                        UpstreamOutcome::Http { body, .. }
+                        | UpstreamOutcome::ErrorInBody { body } => body.message.clone(),
+                        _ => "The upstream rejected the request.".into(),
+                    };
+                    let failure = Failure {
+                        status,
+                        error_type: "invalid_request_error",
+                        code: "upstream_rejected_request",
+                        message,
+                        retry_after: None,
+                    };
+                    self.record.finish(
+                        status,
+                        Some(failure.message.clone()),
+                        Some(&serving),
+                        Usage::default(),
+                        None,
+                    );
+                    return Step::Stop(failure);
+                }
+                Verdict::Abort => {
+                    self.failed(row, &attempt, tally, &serving);
+                    let failure = Failure {
+                        status: 499,
+                        error_type: "client_error",
+                        code: "client_closed_request",
+                        message: "The client went away.".into(),
+                        retry_after: None,
+                    };
+                    self.record.finish(
+                        499,
+                        Some(failure.message.clone()),
+                        Some(&serving),
+                        Usage::default(),
+                        None,
+                    );
+                    return Step::Stop(failure);
+                }
+            }
+        }
+    }
+
+    fn failed(
+        &self,
+        row: switchyard_store::records::AttemptRow,
+        attempt: &attempt::Attempt,
+        tally: &mut Tally,
+        serving: &Serving,
+    ) {
+        tally.failed += 1;
+        tally.last_cause = attempt.detail.clone().or_else(|| row.error_type.clone());
+        tally.last_serving = Some(serving.clone());
+        self.record.attempt_finished(row);
+    }
+
+    fn settle(
+        &self,
+        success: Option<Success>,
+        mut row: switchyard_store::records::AttemptRow,
+        serving: Serving,
+        lease: crate::slots::Lease,
+    ) -> Step {
+        let system = &self.ctx.system;
+        match success {
+            Some(Success::Json { body, usage }) => {
+                row.status = AttemptStatus::Success;
+                self.record.attempt_finished(row);
+                self.record
+                    .finish(200, None, Some(&serving), usage.unwrap_or_default(), None);
+                drop(lease);
+                Step::Settled(Settled::Json { body })
+            }
+            Some(Success::Stream {
+                rest,
+                parser,
+                events,
+            }) => {
+                row.status = AttemptStatus::Streaming;
+                self.record.attempt_finished(row.clone());
+                self.record.streaming(&serving);
+                let finaliser = Finaliser {
+                    record: self.record.clone(),
+                    health: system.health.pick(&serving.key_id).clone(),
+                    serving,
+                    first_byte: Instant::now(),
+                    attempt: row,
+                };
+                Step::Settled(Settled::Stream(RelayStream::new(
+                    rest,
+                    parser,
+                    events,
+                    self.ctx.request.include_usage,
+                    system.config.stream_idle_timeout,
+                    finaliser,
+                    lease,
+                )))
+            }
+            None => Step::Stop(Failure::internal("an attempt succeeded without a body")),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Messages of the Recorder.
+
+use actix::Message;
+use switchyard_store::records::{AttemptRow, SpendDelta, UsageRow};
+
+/// A request started: its pending usage row and the rows of candidates skipped at resolution.
+#[derive(Debug)]
+pub struct RequestOpened {
+    /// Status `pending`.
+    pub usage: UsageRow,
+    /// Skipped candidates.
+    pub attempts: Vec<AttemptRow>,
+}
+
+impl Message for RequestOpened {
+    type Result = ();
+}
+
+/// An attempt (or a skip decided at attempt time) finished.
+#[derive(Debug)]
+pub struct AttemptFinished(pub AttemptRow);
+
+impl Message for AttemptFinished {
+    type Result = ();
+}
+
+/// A streamed response was committed to the client (usage row → `streaming`).
+#[derive(Debug)]
+pub struct RequestStreaming(pub UsageRow);
+
+impl Message for RequestStreaming {
+    type Result = ();
+}
+
+/// The request is settled: its final usage row and the spend to apply.
+#[derive(Debug)]
+pub struct RequestFinished {
+    /// Status `completed` or `failed`.
+    pub usage: UsageRow,
+    /// Spend to add to the key, user and provider.
+    pub spend: Option<SpendDelta>,
+}
+
+impl Message for RequestFinished {
+    type Result = ();
+}
+
+/// Write everything buffered now and answer when it is in the database (tests, shutdown).
+#[derive(Debug)]
+pub struct Flush;
+
+impl Message for Flush {
+    type Result = ();
+}

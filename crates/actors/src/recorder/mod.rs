@@ -1,0 +1,95 @@
+//! The Recorder: owns attempt and usage records not yet in the database and writes them in
+//! batches, off the request path. Every message is fire-and-forget except `Flush`.
+//!
+//! Invariants: one usage row per request, whose final status is written once (the store's
+//! guarded upsert refuses a second final state); a request opened and finished within one batch
+//! is written as one row. If the database is down, rows wait in a bounded buffer and are
+//! written when it returns; past the bound the oldest are dropped with an error log.
+
+mod handlers;
+pub mod messages;
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use switchyard_store::Database;
+use switchyard_store::records::Batch;
+
+/// Rows kept while the database is unreachable before the oldest are dropped.
+const MAX_BUFFERED_ROWS: usize = 200_000;
+
+/// Counters for the status endpoint and `/metrics`.
+#[derive(Debug, Default, Serialize)]
+pub struct RecorderCounters {
+    /// Batches written.
+    pub batches: AtomicU64,
+    /// Usage rows written.
+    pub usage_rows: AtomicU64,
+    /// Attempt rows written.
+    pub attempt_rows: AtomicU64,
+    /// Failed batch writes (retried).
+    pub write_failures: AtomicU64,
+    /// Rows dropped because the buffer was full.
+    pub dropped_rows: AtomicU64,
+}
+
+/// One Recorder shard.
+#[derive(Debug)]
+pub struct Recorder {
+    db: Database,
+    pending: Batch,
+    /// request id → index of its usage row in `pending.usage`, to coalesce.
+    usage_index: HashMap<String, usize>,
+    flushing: bool,
+    batch_rows: usize,
+    flush_every: Duration,
+    counters: Arc<RecorderCounters>,
+    /// Callers of `Flush` waiting for the buffer to reach the database.
+    flush_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// After a failed write, no timed flush before this instant (doubling back-off), so a
+    /// database outage costs one warning per back-off step, not one per tick.
+    retry_at: Option<std::time::Instant>,
+    /// Current back-off.
+    retry_backoff: Duration,
+}
+
+impl Recorder {
+    /// A shard writing to `db`.
+    pub fn new(
+        db: Database,
+        batch_rows: usize,
+        flush_every: Duration,
+        counters: Arc<RecorderCounters>,
+    ) -> Self {
+        Self {
+            db,
+            pending: Batch::default(),
+            usage_index: HashMap::new(),
+            flushing: false,
+            batch_rows: batch_rows.max(1),
+            flush_every,
+            counters,
+            flush_waiters: Vec::new(),
+            retry_at: None,
+            retry_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+impl actix::Actor for Recorder {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        use actix::AsyncContext;
+        ctx.run_interval(self.flush_every, |act, ctx| {
+            if act
+                .retry_at
+                .is_none_or(|at| at <= std::time::Instant::now())
+            {
+                act.flush(ctx);
+            }
+        });
+    }
+}

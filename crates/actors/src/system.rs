@@ -1,0 +1,245 @@
+//! Starting the actors: N shards of each long-lived actor, each shard on its own Arbiter
+//! (thread), and the handle the HTTP layer uses to reach them.
+
+use crate::config::RoutingConfig;
+use crate::handle::{Handle, Shards};
+use crate::health::{HealthCounters, HealthMonitor};
+use crate::meter::MeterRegistry;
+use crate::recorder::{Recorder, RecorderCounters};
+use crate::scheduler::{AffinityStats, Scheduler};
+use crate::slots::{KeySlots, SlotCounters};
+use actix::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use switchyard_core::breaker::{Breaker, BreakerConfig};
+use switchyard_core::catalog::Catalog;
+use switchyard_store::Database;
+use switchyard_store::state::SharedState;
+use switchyard_upstream::UpstreamClients;
+
+/// Request-level counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    /// Requests that reached an orchestrator.
+    pub requests: AtomicU64,
+    /// Settled successfully.
+    pub completed: AtomicU64,
+    /// Settled with an error.
+    pub failed: AtomicU64,
+    /// Ended by the client going away.
+    pub client_gone: AtomicU64,
+    /// Upstream attempts.
+    pub attempts: AtomicU64,
+    /// Attempts after the first of a request.
+    pub failovers: AtomicU64,
+}
+
+/// Handles onto every actor, and shared request-path resources. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ActorSystem {
+    /// Scheduler shards (by client key).
+    pub scheduler: Shards<Scheduler>,
+    /// HealthMonitor shards (by provider key).
+    pub health: Shards<HealthMonitor>,
+    /// KeySlots shards (by provider key).
+    pub slots: Shards<KeySlots>,
+    /// Recorder shards (by request id).
+    pub recorder: Shards<Recorder>,
+    /// Pooled upstream clients.
+    pub clients: Arc<UpstreamClients>,
+    /// Settings.
+    pub config: Arc<RoutingConfig>,
+    /// Every mailbox meter.
+    pub registry: MeterRegistry,
+    /// Requests in flight (HTTP layer).
+    pub in_flight: Arc<AtomicUsize>,
+    /// Request counters.
+    pub counters: Arc<RequestCounters>,
+    /// Affinity counters.
+    pub affinity: Arc<AffinityStats>,
+    /// Circuit counters.
+    pub circuits: Arc<HealthCounters>,
+    /// Slot counters.
+    pub slot_counters: Arc<SlotCounters>,
+    /// Record counters.
+    pub records: Arc<RecorderCounters>,
+    /// The shared-state backend in use.
+    pub state: SharedState,
+    /// Orchestrators' meter (they are per-request actors).
+    pub orchestrators: crate::handle::OrchestratorMeter,
+    arbiters: Arc<Vec<ArbiterHandle>>,
+}
+
+impl ActorSystem {
+    /// Starts every shard. Must run inside an actix system.
+    pub fn start(
+        config: RoutingConfig,
+        catalog: Arc<Catalog>,
+        db: Database,
+        state: SharedState,
+        persist: bool,
+    ) -> ActorSystem {
+        let registry = MeterRegistry::default();
+        let shards = config.shards.max(1);
+        let mut arbiters = Vec::new();
+        let mut arbiter = || {
+            let a = Arbiter::new();
+            let h = a.handle();
+            arbiters.push(h.clone());
+            h
+        };
+        let affinity = Arc::new(AffinityStats::default());
+        let scheduler = Shards::new(
+            (0..shards)
+                .map(|i| {
+                    let (catalog, state, stats) =
+                        (catalog.clone(), state.clone(), affinity.clone());
+                    let addr = Scheduler::start_in_arbiter(&arbiter(), move |_| {
+                        Scheduler::new(catalog, state, stats)
+                    });
+                    Handle::new(addr, "Scheduler", i, &registry)
+                })
+                .collect(),
+        );
+        let circuits = Arc::new(HealthCounters::default());
+        let persisted = persist.then(|| db.clone());
+        let health = Shards::new(
+            (0..shards)
+                .map(|i| {
+                    let (schedulers, db, counters, every) = (
+                        scheduler.clone(),
+                        persisted.clone(),
+                        circuits.clone(),
+                        config.persist_every,
+                    );
+                    let addr = HealthMonitor::start_in_arbiter(&arbiter(), move |_| {
+                        HealthMonitor::new(
+                            BreakerConfig::default(),
+                            schedulers,
+                            db,
+                            counters,
+                            every,
+                        )
+                    });
+                    Handle::new(addr, "HealthMonitor", i, &registry)
+                })
+                .collect(),
+        );
+        let slot_counters = Arc::new(SlotCounters::default());
+        let slots = Shards::new(
+            (0..shards)
+                .map(|i| {
+                    let (state, schedulers, cfg, db, counters) = (
+                        state.clone(),
+                        scheduler.clone(),
+                        config.clone(),
+                        persisted.clone(),
+                        slot_counters.clone(),
+                    );
+                    let addr = KeySlots::start_in_arbiter(&arbiter(), move |_| {
+                        KeySlots::new(state, schedulers, cfg, db, counters)
+                    });
+                    Handle::new(addr, "KeySlots", i, &registry)
+                })
+                .collect(),
+        );
+        let records = Arc::new(RecorderCounters::default());
+        let recorder = Shards::new(
+            (0..shards)
+                .map(|i| {
+                    let (db, rows, every, counters) = (
+                        db.clone(),
+                        config.record_batch,
+                        config.record_flush,
+                        records.clone(),
+                    );
+                    let addr = Recorder::start_in_arbiter(&arbiter(), move |_| {
+                        Recorder::new(db, rows, every, counters)
+                    });
+                    Handle::new(addr, "Recorder", i, &registry)
+                })
+                .collect(),
+        );
+        let orchestrators = crate::handle::OrchestratorMeter::new(&registry);
+        ActorSystem {
+            scheduler,
+            health,
+            slots,
+            recorder,
+            clients: Arc::new(UpstreamClients::new(config.connect_timeout)),
+            config: Arc::new(config),
+            registry,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            counters: Arc::new(RequestCounters::default()),
+            affinity,
+            circuits,
+            slot_counters,
+            records,
+            state,
+            orchestrators,
+            arbiters: Arc::new(arbiters),
+        }
+    }
+
+    /// Restores persisted circuit states and learned limits (at start).
+    pub async fn restore(&self, db: &Database) {
+        let rows = match switchyard_store::key_state::load_all(db).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load persisted key state; starting fresh");
+                return;
+            }
+        };
+        for (key_id, health, limits) in rows {
+            if let Some(breaker) = health.and_then(|h| serde_json::from_value::<Breaker>(h).ok()) {
+                self.health
+                    .pick(&key_id)
+                    .tell(crate::health::messages::Restore(vec![(
+                        key_id.clone(),
+                        breaker,
+                    )]));
+            }
+            if let Some(adaptive) = limits.and_then(|l| serde_json::from_value(l).ok()) {
+                self.slots
+                    .pick(&key_id)
+                    .tell(crate::slots::messages::RestoreLimits(vec![(
+                        key_id.clone(),
+                        adaptive,
+                    )]));
+            }
+        }
+    }
+
+    /// Publishes a new catalog to every Scheduler shard.
+    pub fn catalog_changed(&self, catalog: Arc<Catalog>) {
+        for shard in self.scheduler.all() {
+            shard.tell(crate::scheduler::messages::CatalogChanged(catalog.clone()));
+        }
+    }
+
+    /// Writes every buffered record (tests, graceful shutdown).
+    pub async fn flush_records(&self) {
+        for shard in self.recorder.all() {
+            let _ = shard
+                .ask(
+                    crate::recorder::messages::Flush,
+                    std::time::Duration::from_secs(30),
+                )
+                .await;
+        }
+    }
+
+    /// Persists health and learned limits now.
+    pub fn persist_now(&self) {
+        for shard in self.health.all() {
+            shard.tell(crate::health::messages::PersistNow);
+        }
+    }
+
+    /// Stops the actor threads.
+    pub fn stop(&self) {
+        for arbiter in self.arbiters.iter() {
+            arbiter.stop();
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Wire formats of the LLM APIs Switchyard speaks: SSE framing, error-body parsing, body
+//! inspection, normalised token usage, and each API's request and stream dialect.
+//!
+//! This crate does no I/O and never reads the clock: it turns bytes into facts and facts into
+//! bytes, so every rule here is deterministic and property-testable. Format-neutral parts live
+//! at the root ([`sse`], [`error_body`], [`body`], [`usage`]); each provider dialect has its own
+//! module ([`openai`] now; Anthropic, Responses and Gemini later), so a new dialect reuses the
+//! framing and error handling instead of growing its own.
+
+pub mod body;
+pub mod error_body;
+pub mod openai;
+pub mod sse;
+pub mod usage;
+
+pub use body::{BodyKind, inspect_json_body, looks_like_html};
+pub use error_body::parse_error_body;
+pub use sse::{SseEvent, SseParser};
+pub use usage::Usage;

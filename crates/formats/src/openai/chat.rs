@@ -1,0 +1,787 @@
+//! The OpenAI Chat Completions front door: request validation, the body sent upstream, usage
+//! extraction, stream-event classification and OpenAI-shaped error output.
+//!
+//! Invariants:
+//! - The client's body is kept whole and forwarded untouched except for the two fields the
+//!   gateway owns: `model` (the upstream's name for the model) and, for streams,
+//!   `stream_options.include_usage = true` (accounting needs the usage chunk even when the client
+//!   did not ask for it; the relay decides whether the client sees it).
+//! - Validation is deliberately shallow: only what the gateway itself relies on (model, stream
+//!   flags) or what would make every upstream fail (no messages) is checked here. Everything else
+//!   is the upstream's business, so new OpenAI parameters pass through without a gateway release.
+//! - [`Usage`] coming out of here is normalised: OpenAI's `prompt_tokens` includes cached
+//!   tokens, which are moved to `cache_read_tokens`.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value, json};
+use switchyard_core::outcome::ErrorBody;
+
+use crate::body::is_error_object;
+use crate::error_body::{error_body_from_json, parse_error_body};
+use crate::sse::{self, SseEvent};
+use crate::usage::Usage;
+
+/// A validated Chat Completions request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The model the client asked for (validated non-empty).
+    pub model: String,
+    /// `stream: true` was requested.
+    pub stream: bool,
+    /// The client asked for the usage chunk (`stream_options.include_usage: true`), so the relay
+    /// must let it through; otherwise the relay drops the chunk the gateway forced on.
+    pub include_usage: bool,
+    /// The whole body as received, unknown fields included.
+    pub body: Map<String, Value>,
+}
+
+/// Why a request was rejected, naming the offending field as a path (`messages[2].role`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// The field path; empty when the body as a whole is wrong (not JSON, not an object).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl RequestError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for RequestError {
+    /// `field: message`, or just the message when the error is about the whole body.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Parses and validates a Chat Completions request body.
+///
+/// # Errors
+/// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
+/// field is empty and the message is the parser's (with line and column).
+pub fn parse_request(raw: &[u8]) -> Result<ChatRequest, RequestError> {
+    let value: Value =
+        serde_json::from_slice(raw).map_err(|e| RequestError::new("", e.to_string()))?;
+    let Value::Object(body) = value else {
+        return Err(RequestError::new(
+            "",
+            "the request body must be a JSON object",
+        ));
+    };
+
+    let model = match body.get("model") {
+        None | Some(Value::Null) => return Err(RequestError::new("model", "is required")),
+        Some(Value::String(model)) if model.trim().is_empty() => {
+            return Err(RequestError::new("model", "must not be empty"));
+        }
+        Some(Value::String(model)) => model.clone(),
+        Some(_) => return Err(RequestError::new("model", "must be a string")),
+    };
+
+    match body.get("messages") {
+        None | Some(Value::Null) => return Err(RequestError::new("messages", "is required")),
+        Some(Value::Array(messages)) if messages.is_empty() => {
+            return Err(RequestError::new("messages", "must not be empty"));
+        }
+        Some(Value::Array(messages)) => {
+            for (i, message) in messages.iter().enumerate() {
+                let Value::Object(message) = message else {
+                    return Err(RequestError::new(
+                        format!("messages[{i}]"),
+                        "must be an object",
+                    ));
+                };
+                match message.get("role") {
+                    Some(Value::String(_)) => {}
+                    None | Some(Value::Null) => {
+                        return Err(RequestError::new(
+                            format!("messages[{i}].role"),
+                            "is required",
+                        ));
+                    }
+                    Some(_) => {
+                        return Err(RequestError::new(
+                            format!("messages[{i}].role"),
+                            "must be a string",
+                        ));
+                    }
+                }
+            }
+        }
+        Some(_) => return Err(RequestError::new("messages", "must be an array")),
+    }
+
+    // OpenAI documents these as "boolean or null" / "object or null": null means absent.
+    let stream = optional_bool(&body, "stream", "stream")?.unwrap_or(false);
+    let include_usage = match body.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(options)) => {
+            optional_bool(options, "include_usage", "stream_options.include_usage")?
+                .unwrap_or(false)
+        }
+        Some(_) => {
+            return Err(RequestError::new("stream_options", "must be an object"));
+        }
+    };
+
+    Ok(ChatRequest {
+        model,
+        stream,
+        include_usage,
+        body,
+    })
+}
+
+fn optional_bool(
+    object: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<bool>, RequestError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(*flag)),
+        Some(_) => Err(RequestError::new(path, "must be a boolean")),
+    }
+}
+
+/// The body to send upstream: the client's body with `model` replaced by `upstream_model` and,
+/// for streams, `stream_options.include_usage` forced to `true` (other stream options kept).
+///
+/// Serialised straight from the borrowed request into one buffer: the client's body is neither
+/// cloned nor re-parsed, whatever its size.
+#[must_use]
+#[expect(
+    clippy::expect_used,
+    reason = "serialising serde_json values, whose map keys are strings, into a Vec cannot fail"
+)]
+pub fn upstream_body(req: &ChatRequest, upstream_model: &str) -> Bytes {
+    let body = UpstreamBody {
+        req,
+        model: upstream_model,
+    };
+    Bytes::from(serde_json::to_vec(&body).expect("JSON values always serialise"))
+}
+
+/// The client's body as seen through the gateway's two overrides.
+struct UpstreamBody<'a> {
+    req: &'a ChatRequest,
+    model: &'a str,
+}
+
+impl Serialize for UpstreamBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let body = &self.req.body;
+        let force_usage = self.req.stream;
+        let add_model = !body.contains_key("model");
+        let add_options = force_usage && !body.contains_key("stream_options");
+        let len = body.len() + usize::from(add_model) + usize::from(add_options);
+        let mut map = serializer.serialize_map(Some(len))?;
+        for (key, value) in body {
+            match key.as_str() {
+                "model" => map.serialize_entry(key, self.model)?,
+                "stream_options" if force_usage => {
+                    map.serialize_entry(key, &StreamOptions(value.as_object()))?;
+                }
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        if add_model {
+            map.serialize_entry("model", self.model)?;
+        }
+        if add_options {
+            map.serialize_entry("stream_options", &StreamOptions(None))?;
+        }
+        map.end()
+    }
+}
+
+/// The client's `stream_options` (if any) with `include_usage: true`.
+struct StreamOptions<'a>(Option<&'a Map<String, Value>>);
+
+impl Serialize for StreamOptions<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let others = self
+            .0
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| key.as_str() != "include_usage");
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in others {
+            map.serialize_entry(key, value)?;
+        }
+        map.serialize_entry("include_usage", &true)?;
+        map.end()
+    }
+}
+
+/// Extracts normalised usage from a Chat Completions response or stream chunk (its `usage`
+/// object). `None` when there is no usage object or it holds neither token count.
+///
+/// `prompt_tokens` includes `prompt_tokens_details.cached_tokens`, so
+/// `input_tokens = prompt_tokens - cached` and `cache_read_tokens = cached`; DeepSeek's
+/// `prompt_cache_hit_tokens` is read when `cached_tokens` is absent. `output_tokens` is
+/// `completion_tokens`, which already includes `completion_tokens_details.reasoning_tokens`.
+#[must_use]
+pub fn usage_from_response(body: &Value) -> Option<Usage> {
+    let usage = body.get("usage")?.as_object()?;
+    let prompt = count(usage.get("prompt_tokens"));
+    let completion = count(usage.get("completion_tokens"));
+    if prompt.is_none() && completion.is_none() {
+        return None;
+    }
+    let prompt = prompt.unwrap_or(0);
+    let cached = count(
+        usage
+            .get("prompt_tokens_details")
+            .and_then(|d| d.get("cached_tokens")),
+    )
+    .or_else(|| count(usage.get("prompt_cache_hit_tokens")))
+    .unwrap_or(0);
+    let reasoning = count(
+        usage
+            .get("completion_tokens_details")
+            .and_then(|d| d.get("reasoning_tokens")),
+    )
+    .unwrap_or(0);
+    Some(Usage {
+        // A server reporting more cached than prompt tokens is wrong; never underflow for it.
+        input_tokens: prompt.saturating_sub(cached),
+        output_tokens: completion.unwrap_or(0),
+        cache_read_tokens: cached,
+        cache_creation_tokens: 0,
+        reasoning_tokens: reasoning,
+    })
+}
+
+/// A token count: a non-negative integer (some compatible servers send `12.0`).
+fn count(value: Option<&Value>) -> Option<u64> {
+    let value = value?;
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            // Truncation is intended: a fractional token count has no meaning.
+            .map(|f| f as u64)
+    })
+}
+
+/// What one event of a Chat Completions stream means to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// A `chat.completion.chunk`.
+    Chunk {
+        /// Normalised usage, if the chunk carries a `usage` object with counts.
+        usage: Option<Usage>,
+        /// A choice carries a non-null `finish_reason`: the answer is complete.
+        finished: bool,
+        /// A choice's delta carries something (content, tool call, role, refusal, reasoning):
+        /// the upstream is producing output.
+        content: bool,
+        /// `choices` is empty and usage is present: the usage chunk the gateway may have forced
+        /// on, which the relay hides from clients that did not ask for it.
+        usage_only: bool,
+    },
+    /// `data: [DONE]`, the end of the stream.
+    Done,
+    /// An in-band error object (`{"error":…}` or an `event: error`).
+    Error(ErrorBody),
+    /// Data that is not JSON, or JSON that is not an object.
+    Malformed,
+}
+
+/// Classifies one SSE event of a Chat Completions stream.
+#[must_use]
+pub fn classify_stream_event(ev: &SseEvent) -> StreamEvent {
+    let data = ev.data.trim();
+    if data == "[DONE]" {
+        return StreamEvent::Done;
+    }
+    if ev.event.as_deref() == Some("error") {
+        return StreamEvent::Error(parse_error_body(data.as_bytes()));
+    }
+    let Ok(value) = serde_json::from_str::<Value>(data) else {
+        return StreamEvent::Malformed;
+    };
+    if is_error_object(&value) {
+        return StreamEvent::Error(error_body_from_json(&value, data.as_bytes()));
+    }
+    if !value.is_object() {
+        return StreamEvent::Malformed;
+    }
+    let choices = value
+        .get("choices")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let finished = choices
+        .iter()
+        .any(|choice| match choice.get("finish_reason") {
+            None | Some(Value::Null) => false,
+            // Some compatible servers send "" on every chunk.
+            Some(Value::String(reason)) => !reason.is_empty(),
+            Some(_) => true,
+        });
+    let content = choices.iter().any(|choice| {
+        choice
+            .get("delta")
+            .and_then(Value::as_object)
+            .is_some_and(|delta| delta.values().any(carries_something))
+    });
+    let usage = usage_from_response(&value);
+    StreamEvent::Chunk {
+        usage_only: choices.is_empty() && usage.is_some(),
+        usage,
+        finished,
+        content,
+    }
+}
+
+/// A delta field that says something. Any field counts, not just `content`, so new kinds of
+/// output (`reasoning_content`, `audio`, …) are recognised without a change here.
+fn carries_something(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(fields) => !fields.is_empty(),
+        Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
+/// An OpenAI error envelope: `{"error":{"message","type","param":null,"code"}}`.
+#[must_use]
+pub fn error_envelope(message: &str, error_type: &str, code: Option<&str>) -> Value {
+    json!({
+        "error": {
+            "message": message,
+            "type": error_type,
+            "param": null,
+            "code": code,
+        }
+    })
+}
+
+/// An in-band stream error in OpenAI's dialect: `data: {"error":{…}}` and the blank line. It
+/// has no `event:` line because OpenAI clients only read `data:`.
+#[must_use]
+pub fn stream_error_event(message: &str, error_type: &str, code: Option<&str>) -> Bytes {
+    sse::encode(None, &error_envelope(message, error_type, code).to_string())
+}
+
+/// The stream terminator, `data: [DONE]` and the blank line.
+#[must_use]
+pub fn done_event() -> Bytes {
+    Bytes::from_static(b"data: [DONE]\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::SseParser;
+
+    fn request_error(raw: &str) -> (String, String) {
+        let error = parse_request(raw.as_bytes()).expect_err("must be rejected");
+        (error.field, error.message)
+    }
+
+    fn err(field: &str, message: &str) -> (String, String) {
+        (field.to_owned(), message.to_owned())
+    }
+
+    const VALID: &str = r#"{
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}]}
+        ],
+        "temperature": 0.2,
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "x_vendor_flag": {"deep": [1, 2, 3]}
+    }"#;
+
+    #[test]
+    fn valid_request_keeps_the_whole_body() {
+        let req = parse_request(VALID.as_bytes()).expect("valid");
+        assert_eq!(req.model, "gpt-4o-mini");
+        assert!(!req.stream);
+        assert!(!req.include_usage);
+        assert_eq!(req.body["x_vendor_flag"], json!({"deep": [1, 2, 3]}));
+        assert_eq!(req.body["temperature"], json!(0.2));
+        assert_eq!(req.body.len(), 5);
+    }
+
+    #[test]
+    fn stream_flags() {
+        let req = parse_request(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .expect("valid");
+        assert!(req.stream && req.include_usage);
+        let req = parse_request(
+            br#"{"model":"m","messages":[{"role":"user"}],"stream":null,"stream_options":null}"#,
+        )
+        .expect("nulls mean absent");
+        assert!(!req.stream && !req.include_usage);
+        let req = parse_request(
+            br#"{"model":"m","messages":[{"role":"user"}],"stream":true,"stream_options":{}}"#,
+        )
+        .expect("valid");
+        assert!(req.stream && !req.include_usage);
+    }
+
+    #[test]
+    fn each_failing_field() {
+        let cases = [
+            ("", err("", "EOF while parsing a value at line 1 column 0")),
+            (
+                "{\"model\": \"m\",\n \"messages\": [}",
+                err("", "expected value at line 2 column 15"),
+            ),
+            ("[1]", err("", "the request body must be a JSON object")),
+            (
+                r#"{"messages":[{"role":"user"}]}"#,
+                err("model", "is required"),
+            ),
+            (
+                r#"{"model":null,"messages":[{"role":"user"}]}"#,
+                err("model", "is required"),
+            ),
+            (
+                r#"{"model":"  ","messages":[{"role":"user"}]}"#,
+                err("model", "must not be empty"),
+            ),
+            (
+                r#"{"model":4,"messages":[{"role":"user"}]}"#,
+                err("model", "must be a string"),
+            ),
+            (r#"{"model":"m"}"#, err("messages", "is required")),
+            (
+                r#"{"model":"m","messages":{}}"#,
+                err("messages", "must be an array"),
+            ),
+            (
+                r#"{"model":"m","messages":[]}"#,
+                err("messages", "must not be empty"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"},"hi"]}"#,
+                err("messages[1]", "must be an object"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"},{"role":"user"},{"content":"x"}]}"#,
+                err("messages[2].role", "is required"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":7}]}"#,
+                err("messages[0].role", "must be a string"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"stream":"true"}"#,
+                err("stream", "must be a boolean"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"stream_options":true}"#,
+                err("stream_options", "must be an object"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"stream_options":{"include_usage":1}}"#,
+                err("stream_options.include_usage", "must be a boolean"),
+            ),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(request_error(raw), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn request_error_display() {
+        assert_eq!(
+            RequestError::new("messages[0].role", "is required").to_string(),
+            "messages[0].role: is required"
+        );
+        assert_eq!(
+            RequestError::new("", "expected value at line 1 column 1").to_string(),
+            "expected value at line 1 column 1"
+        );
+    }
+
+    fn upstream(raw: &str, model: &str) -> Value {
+        let req = parse_request(raw.as_bytes()).expect("valid");
+        serde_json::from_slice(&upstream_body(&req, model)).expect("upstream body is JSON")
+    }
+
+    #[test]
+    fn upstream_body_replaces_model_and_keeps_everything_else() {
+        let sent = upstream(VALID, "gpt-4o-mini-2024-07-18");
+        let mut expected: Value = serde_json::from_str(VALID).expect("valid");
+        expected["model"] = json!("gpt-4o-mini-2024-07-18");
+        assert_eq!(sent, expected, "non-stream: only the model changes");
+        assert!(sent.get("stream_options").is_none());
+    }
+
+    #[test]
+    fn upstream_body_forces_include_usage_on_streams() {
+        let sent = upstream(
+            r#"{"model":"alias","messages":[{"role":"user","content":"x"}],"stream":true,"n":2}"#,
+            "real-model",
+        );
+        assert_eq!(
+            sent,
+            json!({
+                "model": "real-model",
+                "messages": [{"role": "user", "content": "x"}],
+                "stream": true,
+                "n": 2,
+                "stream_options": {"include_usage": true}
+            })
+        );
+
+        // The client said no: still forced on upstream (the relay hides the chunk), other
+        // stream options are kept.
+        let sent = upstream(
+            r#"{"model":"a","messages":[{"role":"user"}],"stream":true,"stream_options":{"include_usage":false,"continuous_usage_stats":true}}"#,
+            "b",
+        );
+        assert_eq!(
+            sent["stream_options"],
+            json!({"include_usage": true, "continuous_usage_stats": true})
+        );
+
+        let sent = upstream(
+            r#"{"model":"a","messages":[{"role":"user"}],"stream":true,"stream_options":null}"#,
+            "b",
+        );
+        assert_eq!(sent["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn upstream_body_adds_model_to_a_hand_built_request() {
+        let req = ChatRequest {
+            model: "a".into(),
+            stream: false,
+            include_usage: false,
+            body: Map::new(),
+        };
+        let sent: Value = serde_json::from_slice(&upstream_body(&req, "b")).expect("JSON");
+        assert_eq!(sent, json!({"model": "b"}));
+    }
+
+    #[test]
+    fn usage_subtracts_cached_tokens_from_input() {
+        let response = json!({
+            "id": "chatcmpl-BpVx3",
+            "object": "chat.completion",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": 2006,
+                "completion_tokens": 300,
+                "total_tokens": 2306,
+                "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 192,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0
+                }
+            }
+        });
+        assert_eq!(
+            usage_from_response(&response),
+            Some(Usage {
+                input_tokens: 86,
+                output_tokens: 300,
+                cache_read_tokens: 1920,
+                cache_creation_tokens: 0,
+                reasoning_tokens: 192,
+            })
+        );
+    }
+
+    #[test]
+    fn usage_variants() {
+        assert_eq!(
+            usage_from_response(
+                &json!({"usage": {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21}})
+            ),
+            Some(Usage {
+                input_tokens: 9,
+                output_tokens: 12,
+                ..Usage::default()
+            })
+        );
+        // DeepSeek reports its cache hits beside the prompt count.
+        let deepseek = json!({"usage": {"prompt_tokens": 100, "completion_tokens": 5,
+            "prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 36}});
+        let usage = usage_from_response(&deepseek).expect("usage");
+        assert_eq!((usage.input_tokens, usage.cache_read_tokens), (36, 64));
+        // Float counts and a cached count larger than the prompt do not break anything.
+        let odd = json!({"usage": {"prompt_tokens": 10.0, "completion_tokens": 2,
+            "prompt_tokens_details": {"cached_tokens": 50}}});
+        let usage = usage_from_response(&odd).expect("usage");
+        assert_eq!((usage.input_tokens, usage.cache_read_tokens), (0, 50));
+
+        for none in [
+            json!({}),
+            json!({"usage": null}),
+            json!({"usage": {}}),
+            json!({"usage": {"total_tokens": 3}}),
+            json!({"usage": "lots"}),
+        ] {
+            assert_eq!(usage_from_response(&none), None, "{none}");
+        }
+    }
+
+    fn event(data: &str) -> SseEvent {
+        SseEvent {
+            data: data.to_owned(),
+            ..SseEvent::default()
+        }
+    }
+
+    fn chunk(usage: Option<Usage>, finished: bool, content: bool, usage_only: bool) -> StreamEvent {
+        StreamEvent::Chunk {
+            usage,
+            finished,
+            content,
+            usage_only,
+        }
+    }
+
+    #[test]
+    fn classify_chunks() {
+        let role = r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#;
+        assert_eq!(
+            classify_stream_event(&event(role)),
+            chunk(None, false, true, false)
+        );
+        let empty_delta =
+            r#"{"choices":[{"index":0,"delta":{"content":"","refusal":null},"finish_reason":""}]}"#;
+        assert_eq!(
+            classify_stream_event(&event(empty_delta)),
+            chunk(None, false, false, false)
+        );
+        let tool = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"ci"}}]},"finish_reason":null}]}"#;
+        assert_eq!(
+            classify_stream_event(&event(tool)),
+            chunk(None, false, true, false)
+        );
+        let reasoning = r#"{"choices":[{"index":0,"delta":{"reasoning_content":"Let me think"},"finish_reason":null}]}"#;
+        assert_eq!(
+            classify_stream_event(&event(reasoning)),
+            chunk(None, false, true, false)
+        );
+        let finish = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#;
+        assert_eq!(
+            classify_stream_event(&event(finish)),
+            chunk(None, true, false, false)
+        );
+        // Azure's first chunk: prompt filter results, no choices, no usage.
+        let azure = r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#;
+        assert_eq!(
+            classify_stream_event(&event(azure)),
+            chunk(None, false, false, false)
+        );
+    }
+
+    #[test]
+    fn classify_usage_on_a_content_chunk_is_not_usage_only() {
+        let with_usage = r#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+        let usage = Usage {
+            input_tokens: 3,
+            output_tokens: 1,
+            ..Usage::default()
+        };
+        assert_eq!(
+            classify_stream_event(&event(with_usage)),
+            chunk(Some(usage), true, true, false)
+        );
+    }
+
+    #[test]
+    fn classify_done_error_and_malformed() {
+        assert_eq!(classify_stream_event(&event("[DONE]")), StreamEvent::Done);
+        assert_eq!(classify_stream_event(&event(" [DONE] ")), StreamEvent::Done);
+        let error = r#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#;
+        match classify_stream_event(&event(error)) {
+            StreamEvent::Error(body) => {
+                assert_eq!(body.error_type.as_deref(), Some("server_error"));
+                assert!(body.message.starts_with("The server had an error"));
+                assert_eq!(body.raw, error);
+            }
+            other => panic!("expected Error, got {other:?}"),
+        }
+        let named = SseEvent {
+            event: Some("error".into()),
+            data: "upstream timed out".into(),
+            id: None,
+        };
+        match classify_stream_event(&named) {
+            StreamEvent::Error(body) => assert_eq!(body.message, "upstream timed out"),
+            other => panic!("expected Error, got {other:?}"),
+        }
+        for bad in [
+            r#"{"choices":[{"delta":{"content":"Hel"#,
+            "",
+            "42",
+            r#""text""#,
+        ] {
+            assert_eq!(
+                classify_stream_event(&event(bad)),
+                StreamEvent::Malformed,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_output_shapes() {
+        assert_eq!(
+            error_envelope("no healthy upstream", "server_error", Some("no_candidates")),
+            json!({"error": {"message": "no healthy upstream", "type": "server_error",
+                "param": null, "code": "no_candidates"}})
+        );
+        assert_eq!(
+            error_envelope("x", "t", None),
+            json!({"error": {"message": "x", "type": "t", "param": null, "code": null}})
+        );
+        let bytes = stream_error_event("line one\nline two", "server_error", None);
+        // One `data:` line (the newline in the message is escaped by JSON) and the blank line;
+        // no `event:` line, which OpenAI clients would not read.
+        let text = std::str::from_utf8(&bytes).expect("UTF-8");
+        let json = text
+            .strip_prefix("data: ")
+            .and_then(|rest| rest.strip_suffix("\n\n"))
+            .expect("data: …\\n\\n");
+        assert!(!json.contains('\n'));
+        assert_eq!(
+            serde_json::from_str::<Value>(json).expect("JSON"),
+            error_envelope("line one\nline two", "server_error", None)
+        );
+        let mut parser = SseParser::default();
+        let events = parser.push(&bytes);
+        assert_eq!(events.len(), 1);
+        match classify_stream_event(&events[0]) {
+            StreamEvent::Error(body) => assert_eq!(body.message, "line one\nline two"),
+            other => panic!("expected Error, got {other:?}"),
+        }
+        assert_eq!(&done_event()[..], b"data: [DONE]\n\n");
+        assert_eq!(
+            classify_stream_event(&SseParser::default().push(&done_event())[0]),
+            StreamEvent::Done
+        );
+    }
+}

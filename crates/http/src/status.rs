@@ -1,0 +1,231 @@
+//! `/status` (admin token): every actor shard's mailbox figures, in-flight requests, affinity
+//! hit rate, circuits, slots and records. `/metrics`: the same in Prometheus text format.
+
+use crate::AppState;
+use crate::admin::require_admin;
+use actix_web::middleware::from_fn;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use switchyard_actors::ActorSystem;
+
+/// Registers `/status` and `/metrics`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/status")
+            .wrap(from_fn(require_admin))
+            .route(web::get().to(status)),
+    )
+    .route("/metrics", web::get().to(metrics));
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+async fn status(state: web::Data<AppState>) -> HttpResponse {
+    let system = &state.system;
+    let affinity = &system.affinity;
+    let (hits, misses, dropped) = (
+        load(&affinity.hits),
+        load(&affinity.misses),
+        load(&affinity.dropped),
+    );
+    let lookups = hits + misses + dropped;
+    HttpResponse::Ok().json(json!({
+        "in_flight": system.in_flight.load(Ordering::Relaxed),
+        "state_backend": system.state.backend(),
+        "catalog": state.catalog.current().summary(),
+        "actors": system.registry.snapshots(),
+        "requests": {
+            "total": load(&system.counters.requests),
+            "completed": load(&system.counters.completed),
+            "failed": load(&system.counters.failed),
+            "client_gone": load(&system.counters.client_gone),
+            "attempts": load(&system.counters.attempts),
+            "failovers": load(&system.counters.failovers),
+        },
+        "affinity": {
+            "rule": "gateway_key",
+            "hits": hits,
+            "misses": misses,
+            "dropped": dropped,
+            "hit_rate": if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
+        },
+        "circuits": {
+            "opened": load(&system.circuits.opened),
+            "half_opened": load(&system.circuits.half_opened),
+            "closed": load(&system.circuits.closed),
+        },
+        "slots": {
+            "granted": load(&system.slot_counters.granted),
+            "denied": load(&system.slot_counters.denied),
+            "waited": load(&system.slot_counters.waited),
+            "wait_timeouts": load(&system.slot_counters.wait_timeouts),
+            "rate_limited": load(&system.slot_counters.rate_limited),
+            "limit_decreases": load(&system.slot_counters.limit_decreases),
+            "limit_increases": load(&system.slot_counters.limit_increases),
+        },
+        "records": &*system.records,
+    }))
+}
+
+/// Prometheus text exposition. Names carry the `switchyard_` prefix and unit suffixes; labels
+/// are low-cardinality (actor, shard, message type).
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(render_metrics(&state.system))
+}
+
+fn render_metrics(system: &ActorSystem) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    };
+    let c = &system.counters;
+    counter(
+        "switchyard_requests_total",
+        "Requests that reached routing.",
+        load(&c.requests),
+    );
+    counter(
+        "switchyard_requests_completed_total",
+        "Requests settled successfully.",
+        load(&c.completed),
+    );
+    counter(
+        "switchyard_requests_failed_total",
+        "Requests settled with an error.",
+        load(&c.failed),
+    );
+    counter(
+        "switchyard_requests_client_gone_total",
+        "Requests whose client went away.",
+        load(&c.client_gone),
+    );
+    counter(
+        "switchyard_attempts_total",
+        "Upstream attempts.",
+        load(&c.attempts),
+    );
+    counter(
+        "switchyard_failovers_total",
+        "Attempts after the first of a request.",
+        load(&c.failovers),
+    );
+    counter(
+        "switchyard_circuits_opened_total",
+        "Circuit breakers opened.",
+        load(&system.circuits.opened),
+    );
+    counter(
+        "switchyard_circuits_closed_total",
+        "Circuit breakers closed again.",
+        load(&system.circuits.closed),
+    );
+    let s = &system.slot_counters;
+    counter(
+        "switchyard_slots_granted_total",
+        "Concurrency leases granted.",
+        load(&s.granted),
+    );
+    counter(
+        "switchyard_slots_denied_total",
+        "Concurrency leases refused.",
+        load(&s.denied),
+    );
+    counter(
+        "switchyard_slot_wait_timeouts_total",
+        "Requests that waited for a slot in vain.",
+        load(&s.wait_timeouts),
+    );
+    counter(
+        "switchyard_rate_limited_total",
+        "Upstream 429 answers.",
+        load(&s.rate_limited),
+    );
+    counter(
+        "switchyard_affinity_hits_total",
+        "Requests sent to their cache-warm key.",
+        load(&system.affinity.hits),
+    );
+    counter(
+        "switchyard_affinity_misses_total",
+        "Requests without a usable affinity entry.",
+        load(&system.affinity.misses),
+    );
+    counter(
+        "switchyard_records_dropped_total",
+        "Record rows dropped (database down too long).",
+        load(&system.records.dropped_rows),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_in_flight_requests Requests in flight.\n# TYPE switchyard_in_flight_requests gauge\nswitchyard_in_flight_requests {}",
+        system.in_flight.load(Ordering::Relaxed)
+    );
+    let snapshots = system.registry.snapshots();
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_mailbox_depth Messages queued or being handled.\n# TYPE switchyard_mailbox_depth gauge"
+    );
+    for s in &snapshots {
+        let _ = writeln!(
+            out,
+            "switchyard_mailbox_depth{{actor=\"{}\",shard=\"{}\"}} {}",
+            s.actor, s.shard, s.depth
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_mailbox_high_water Largest mailbox depth seen.\n# TYPE switchyard_mailbox_high_water gauge"
+    );
+    for s in &snapshots {
+        let _ = writeln!(
+            out,
+            "switchyard_mailbox_high_water{{actor=\"{}\",shard=\"{}\"}} {}",
+            s.actor, s.shard, s.high_water
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_messages_handled_total Messages handled.\n# TYPE switchyard_messages_handled_total counter"
+    );
+    for s in &snapshots {
+        for m in &s.messages {
+            let _ = writeln!(
+                out,
+                "switchyard_messages_handled_total{{actor=\"{}\",shard=\"{}\",message=\"{}\"}} {}",
+                s.actor, s.shard, m.message, m.handled
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_message_queue_wait_seconds Time a message waited in the mailbox (quantile bucket bounds).\n# TYPE switchyard_message_queue_wait_seconds summary"
+    );
+    for s in &snapshots {
+        for m in &s.messages {
+            for (q, v) in [
+                ("0.5", m.queue_wait.p50_us),
+                ("0.9", m.queue_wait.p90_us),
+                ("0.99", m.queue_wait.p99_us),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "switchyard_message_queue_wait_seconds{{actor=\"{}\",shard=\"{}\",message=\"{}\",quantile=\"{q}\"}} {}",
+                    s.actor,
+                    s.shard,
+                    m.message,
+                    v as f64 / 1e6
+                );
+            }
+        }
+    }
+    out
+}

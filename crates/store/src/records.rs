@@ -1,0 +1,966 @@
+//! Batched writes of per-request records: usage rows, attempt (candidate) rows, and the spend
+//! they add to gateway keys, users and providers.
+//!
+//! The `Recorder` actor buffers per-request events and hands them over as a [`Batch`];
+//! [`write_batch`] writes it. Nothing on the request path waits for this.
+//!
+//! Invariants:
+//! - One transaction per batch: a batch lands whole or not at all, so the caller can keep it and
+//!   retry after a database outage without double counting.
+//! - A usage row's status only moves forward (fixes reference §11.1 #6): `pending → streaming →
+//!   completed | failed`, or `pending → completed | failed`; never back, never out of a final
+//!   state. A late duplicate `completed` after `failed` is ignored, whatever batch it comes in.
+//!   Attempt rows follow the same rule (`skipped`, `success`, `failed` are final).
+//! - Spend is applied exactly once per request: by the batch in which its usage row *became*
+//!   final, and by no other.
+//! - Few statements: rows go in multi-row upserts chunked under the bind-parameter limits, and
+//!   spend is one `UPDATE … SET col = col + ?` per distinct gateway key, user and provider.
+//!
+//! How a batch is written:
+//! 1. Usage rows of the same request are collapsed in batch order with the transition rule; the
+//!    survivor ("winner") is what the chain would leave whatever the stored status is (the rule
+//!    is monotone), so only it needs writing.
+//! 2. Winners are upserted with `INSERT … ON CONFLICT (request_id) DO UPDATE … WHERE <stored
+//!    status may become the new one> RETURNING request_id, status`. The guard runs in the
+//!    database, so it holds even against a concurrent writer; `RETURNING` tells which rows were
+//!    inserted or moved (a refused update returns nothing), on SQLite and PostgreSQL alike.
+//! 3. Attempt rows, the same way, keyed by `(request_id, candidate_index, retry_index)`.
+//! 4. Spend deltas whose request became final in step 2 are summed per gateway key, user and
+//!    provider and applied in id order (a fixed lock order, so concurrent batches on PostgreSQL
+//!    cannot deadlock each other).
+
+use crate::db::Database;
+use crate::entity::{gateway_key, provider, request_attempt, usage, user};
+use crate::error::StoreError;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{
+    Alias, Condition, Expr, ExprTrait, IntoIden, OnConflict, Query, SimpleExpr, Value,
+};
+use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Bind parameters per statement. SQLite allows 32 766 and PostgreSQL 65 535; staying under the
+/// lower one, with room for the guard's own parameters, keeps one code path for both.
+const MAX_BIND_PARAMS: usize = 30_000;
+
+/// Where a request stands, as stored in `usage.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsageStatus {
+    /// Opened; no byte relayed yet.
+    Pending,
+    /// A stream is being relayed.
+    Streaming,
+    /// Final: the client got a successful response.
+    Completed,
+    /// Final: the client got an error.
+    Failed,
+}
+
+/// Where one attempt stands, as stored in `request_attempts.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptStatus {
+    /// Final: not tried (filtered at resolution, or no concurrency slot).
+    Skipped,
+    /// Sent upstream, no answer yet.
+    Pending,
+    /// The upstream stream was accepted and is being relayed.
+    Streaming,
+    /// Final: this attempt served the request.
+    Success,
+    /// Final: this attempt failed.
+    Failed,
+}
+
+/// The forward-only status rule shared by usage and attempt rows.
+trait Status: Copy + Sized + 'static {
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+    /// 0 = opened, 1 = relaying, 2 = final.
+    fn stage(self) -> u8;
+
+    fn is_final(self) -> bool {
+        self.stage() == 2
+    }
+
+    /// Whether a row in `self` may be overwritten by a row in `next`: never out of a final
+    /// state, never backwards; the same non-final stage may refresh the row.
+    fn can_become(self, next: Self) -> bool {
+        !self.is_final() && next.stage() >= self.stage()
+    }
+}
+
+impl Status for UsageStatus {
+    const ALL: &'static [Self] = &[
+        Self::Pending,
+        Self::Streaming,
+        Self::Completed,
+        Self::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        UsageStatus::as_str(self)
+    }
+
+    fn stage(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Streaming => 1,
+            Self::Completed | Self::Failed => 2,
+        }
+    }
+}
+
+impl Status for AttemptStatus {
+    const ALL: &'static [Self] = &[
+        Self::Skipped,
+        Self::Pending,
+        Self::Streaming,
+        Self::Success,
+        Self::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        AttemptStatus::as_str(self)
+    }
+
+    fn stage(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Streaming => 1,
+            Self::Skipped | Self::Success | Self::Failed => 2,
+        }
+    }
+}
+
+impl UsageStatus {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Streaming => "streaming",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Back from the stored string.
+    pub fn parse(s: &str) -> Option<Self> {
+        <Self as Status>::ALL
+            .iter()
+            .copied()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// `completed` or `failed`.
+    pub fn is_final(self) -> bool {
+        Status::is_final(self)
+    }
+
+    /// Whether a stored row in `self` may be replaced by one in `next`.
+    pub fn can_become(self, next: Self) -> bool {
+        Status::can_become(self, next)
+    }
+}
+
+impl AttemptStatus {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skipped => "skipped",
+            Self::Pending => "pending",
+            Self::Streaming => "streaming",
+            Self::Success => "success",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Back from the stored string.
+    pub fn parse(s: &str) -> Option<Self> {
+        <Self as Status>::ALL
+            .iter()
+            .copied()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// `skipped`, `success` or `failed`.
+    pub fn is_final(self) -> bool {
+        Status::is_final(self)
+    }
+
+    /// Whether a stored row in `self` may be replaced by one in `next`.
+    pub fn can_become(self, next: Self) -> bool {
+        Status::can_become(self, next)
+    }
+}
+
+/// One attempt (candidate × retry) of a request, as a full row; a later row for the same
+/// `(request_id, candidate_index, retry_index)` replaces an earlier one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRow {
+    /// The request (128-bit, gateway-generated).
+    pub request_id: String,
+    /// Position in the ordered candidate list, 0-based.
+    pub candidate_index: i32,
+    /// Attempt on this candidate, 0-based.
+    pub retry_index: i32,
+    /// The key's owner.
+    pub user_id: Option<String>,
+    /// The client's gateway key.
+    pub gateway_key_id: Option<String>,
+    /// Candidate provider.
+    pub provider_id: String,
+    /// Candidate endpoint.
+    pub endpoint_id: String,
+    /// Candidate provider key.
+    pub provider_key_id: Option<String>,
+    /// Where the attempt stands.
+    pub status: AttemptStatus,
+    /// Why it was skipped.
+    pub skip_reason: Option<String>,
+    /// Whether the candidate was the client's cache-affinity target.
+    pub is_cached: bool,
+    /// Upstream HTTP status.
+    pub status_code: Option<i32>,
+    /// Error class name.
+    pub error_type: Option<String>,
+    /// Error detail.
+    pub error_message: Option<String>,
+    /// Time to the upstream answer.
+    pub latency_ms: Option<i64>,
+    /// Key concurrency observed when the attempt started.
+    pub concurrent_requests: Option<i32>,
+    /// Capabilities the request required (only the `true` ones; `None` if none).
+    pub required_capabilities: Option<serde_json::Value>,
+    /// Anything else worth keeping.
+    pub extra: Option<serde_json::Value>,
+    /// When the candidate was resolved.
+    pub created_at: DateTime<Utc>,
+    /// When the attempt was sent.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl AttemptRow {
+    /// A row with every optional field empty.
+    pub fn new(
+        request_id: impl Into<String>,
+        candidate_index: i32,
+        retry_index: i32,
+        provider_id: impl Into<String>,
+        endpoint_id: impl Into<String>,
+        status: AttemptStatus,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            request_id: request_id.into(),
+            candidate_index,
+            retry_index,
+            user_id: None,
+            gateway_key_id: None,
+            provider_id: provider_id.into(),
+            endpoint_id: endpoint_id.into(),
+            provider_key_id: None,
+            status,
+            skip_reason: None,
+            is_cached: false,
+            status_code: None,
+            error_type: None,
+            error_message: None,
+            latency_ms: None,
+            concurrent_requests: None,
+            required_capabilities: None,
+            extra: None,
+            created_at,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    fn values(&self) -> Vec<(request_attempt::Column, Value)> {
+        use request_attempt::Column as C;
+        vec![
+            (C::RequestId, self.request_id.clone().into()),
+            (C::CandidateIndex, self.candidate_index.into()),
+            (C::RetryIndex, self.retry_index.into()),
+            (C::UserId, self.user_id.clone().into()),
+            (C::GatewayKeyId, self.gateway_key_id.clone().into()),
+            (C::ProviderId, Some(self.provider_id.clone()).into()),
+            (C::EndpointId, Some(self.endpoint_id.clone()).into()),
+            (C::ProviderKeyId, self.provider_key_id.clone().into()),
+            (C::Status, self.status.as_str().into()),
+            (C::SkipReason, self.skip_reason.clone().into()),
+            (C::IsCached, self.is_cached.into()),
+            (C::StatusCode, self.status_code.into()),
+            (C::ErrorType, self.error_type.clone().into()),
+            (C::ErrorMessage, self.error_message.clone().into()),
+            (C::LatencyMs, self.latency_ms.into()),
+            (C::ConcurrentRequests, self.concurrent_requests.into()),
+            (
+                C::RequiredCapabilities,
+                self.required_capabilities.clone().into(),
+            ),
+            (C::Extra, self.extra.clone().into()),
+            (C::CreatedAt, self.created_at.into()),
+            (C::StartedAt, self.started_at.into()),
+            (C::FinishedAt, self.finished_at.into()),
+        ]
+    }
+}
+
+/// One request's usage record, as a full row (every column of [`usage::Model`] but `id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    /// The request (unique).
+    pub request_id: String,
+    /// The id the client sent, kept as metadata only (never a key).
+    pub client_request_id: Option<String>,
+    /// The key's owner.
+    pub user_id: Option<String>,
+    /// The client's gateway key.
+    pub gateway_key_id: Option<String>,
+    /// Serving provider's name at the time.
+    pub provider_name: Option<String>,
+    /// Serving provider.
+    pub provider_id: Option<String>,
+    /// Serving endpoint.
+    pub endpoint_id: Option<String>,
+    /// Serving provider key.
+    pub provider_key_id: Option<String>,
+    /// Model as requested by the client.
+    pub model: String,
+    /// Model name sent upstream, if mapped.
+    pub target_model: Option<String>,
+    /// Resolved global model.
+    pub global_model_id: Option<String>,
+    /// The client's API format.
+    pub api_format: String,
+    /// The upstream's API format, if converted.
+    pub upstream_format: Option<String>,
+    /// `chat`, …
+    pub request_type: String,
+    /// Whether the client asked for a stream.
+    pub is_stream: bool,
+    /// Where the request stands.
+    pub status: UsageStatus,
+    /// The status code the client received.
+    pub status_code: Option<i32>,
+    /// Error detail for failed requests.
+    pub error_message: Option<String>,
+    /// Input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Input + output.
+    pub total_tokens: i64,
+    /// Tokens written to the upstream cache.
+    pub cache_creation_input_tokens: i64,
+    /// Tokens read from the upstream cache.
+    pub cache_read_input_tokens: i64,
+    /// Reasoning tokens (part of output).
+    pub reasoning_tokens: i64,
+    /// Nominal input cost.
+    pub input_cost_usd: f64,
+    /// Nominal output cost.
+    pub output_cost_usd: f64,
+    /// Nominal cache-write cost.
+    pub cache_creation_cost_usd: f64,
+    /// Nominal cache-read cost.
+    pub cache_read_cost_usd: f64,
+    /// Creation + read.
+    pub cache_cost_usd: f64,
+    /// Nominal per-request cost.
+    pub request_cost_usd: f64,
+    /// Nominal total: what the user is charged.
+    pub total_cost_usd: f64,
+    /// Actual input cost (× multiplier).
+    pub actual_input_cost_usd: f64,
+    /// Actual output cost.
+    pub actual_output_cost_usd: f64,
+    /// Actual cache-write cost.
+    pub actual_cache_creation_cost_usd: f64,
+    /// Actual cache-read cost.
+    pub actual_cache_read_cost_usd: f64,
+    /// Actual cache cost.
+    pub actual_cache_cost_usd: f64,
+    /// Actual per-request cost.
+    pub actual_request_cost_usd: f64,
+    /// Actual total: what the provider accumulates.
+    pub actual_total_cost_usd: f64,
+    /// Provider rate multiplier applied.
+    pub rate_multiplier: f64,
+    /// Price snapshot: input per million tokens.
+    pub input_price_per_1m: Option<f64>,
+    /// Price snapshot: output per million tokens.
+    pub output_price_per_1m: Option<f64>,
+    /// Price snapshot: cache write per million tokens.
+    pub cache_creation_price_per_1m: Option<f64>,
+    /// Price snapshot: cache read per million tokens.
+    pub cache_read_price_per_1m: Option<f64>,
+    /// Price snapshot: per request.
+    pub price_per_request: Option<f64>,
+    /// Total time to the last byte.
+    pub response_time_ms: Option<i64>,
+    /// Time to the first byte.
+    pub first_byte_time_ms: Option<i64>,
+    /// Free-form request metadata.
+    pub metadata: Option<serde_json::Value>,
+    /// When the request arrived. Kept from the first write of the row.
+    pub created_at: DateTime<Utc>,
+    /// When it was settled.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl UsageRow {
+    /// A `chat` row with zero tokens and costs, a rate multiplier of 1 and no optional field.
+    pub fn new(
+        request_id: impl Into<String>,
+        model: impl Into<String>,
+        api_format: impl Into<String>,
+        status: UsageStatus,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            request_id: request_id.into(),
+            client_request_id: None,
+            user_id: None,
+            gateway_key_id: None,
+            provider_name: None,
+            provider_id: None,
+            endpoint_id: None,
+            provider_key_id: None,
+            model: model.into(),
+            target_model: None,
+            global_model_id: None,
+            api_format: api_format.into(),
+            upstream_format: None,
+            request_type: "chat".to_owned(),
+            is_stream: false,
+            status,
+            status_code: None,
+            error_message: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            total_tokens: 0,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+            reasoning_tokens: 0,
+            input_cost_usd: 0.0,
+            output_cost_usd: 0.0,
+            cache_creation_cost_usd: 0.0,
+            cache_read_cost_usd: 0.0,
+            cache_cost_usd: 0.0,
+            request_cost_usd: 0.0,
+            total_cost_usd: 0.0,
+            actual_input_cost_usd: 0.0,
+            actual_output_cost_usd: 0.0,
+            actual_cache_creation_cost_usd: 0.0,
+            actual_cache_read_cost_usd: 0.0,
+            actual_cache_cost_usd: 0.0,
+            actual_request_cost_usd: 0.0,
+            actual_total_cost_usd: 0.0,
+            rate_multiplier: 1.0,
+            input_price_per_1m: None,
+            output_price_per_1m: None,
+            cache_creation_price_per_1m: None,
+            cache_read_price_per_1m: None,
+            price_per_request: None,
+            response_time_ms: None,
+            first_byte_time_ms: None,
+            metadata: None,
+            created_at,
+            finished_at: None,
+        }
+    }
+
+    fn values(&self) -> Vec<(usage::Column, Value)> {
+        use usage::Column as C;
+        vec![
+            (C::RequestId, self.request_id.clone().into()),
+            (C::ClientRequestId, self.client_request_id.clone().into()),
+            (C::UserId, self.user_id.clone().into()),
+            (C::GatewayKeyId, self.gateway_key_id.clone().into()),
+            (C::ProviderName, self.provider_name.clone().into()),
+            (C::ProviderId, self.provider_id.clone().into()),
+            (C::EndpointId, self.endpoint_id.clone().into()),
+            (C::ProviderKeyId, self.provider_key_id.clone().into()),
+            (C::Model, self.model.clone().into()),
+            (C::TargetModel, self.target_model.clone().into()),
+            (C::GlobalModelId, self.global_model_id.clone().into()),
+            (C::ApiFormat, self.api_format.clone().into()),
+            (C::UpstreamFormat, self.upstream_format.clone().into()),
+            (C::RequestType, self.request_type.clone().into()),
+            (C::IsStream, self.is_stream.into()),
+            (C::Status, self.status.as_str().into()),
+            (C::StatusCode, self.status_code.into()),
+            (C::ErrorMessage, self.error_message.clone().into()),
+            (C::InputTokens, self.input_tokens.into()),
+            (C::OutputTokens, self.output_tokens.into()),
+            (C::TotalTokens, self.total_tokens.into()),
+            (
+                C::CacheCreationInputTokens,
+                self.cache_creation_input_tokens.into(),
+            ),
+            (C::CacheReadInputTokens, self.cache_read_input_tokens.into()),
+            (C::ReasoningTokens, self.reasoning_tokens.into()),
+            (C::InputCostUsd, self.input_cost_usd.into()),
+            (C::OutputCostUsd, self.output_cost_usd.into()),
+            (C::CacheCreationCostUsd, self.cache_creation_cost_usd.into()),
+            (C::CacheReadCostUsd, self.cache_read_cost_usd.into()),
+            (C::CacheCostUsd, self.cache_cost_usd.into()),
+            (C::RequestCostUsd, self.request_cost_usd.into()),
+            (C::TotalCostUsd, self.total_cost_usd.into()),
+            (C::ActualInputCostUsd, self.actual_input_cost_usd.into()),
+            (C::ActualOutputCostUsd, self.actual_output_cost_usd.into()),
+            (
+                C::ActualCacheCreationCostUsd,
+                self.actual_cache_creation_cost_usd.into(),
+            ),
+            (
+                C::ActualCacheReadCostUsd,
+                self.actual_cache_read_cost_usd.into(),
+            ),
+            (C::ActualCacheCostUsd, self.actual_cache_cost_usd.into()),
+            (C::ActualRequestCostUsd, self.actual_request_cost_usd.into()),
+            (C::ActualTotalCostUsd, self.actual_total_cost_usd.into()),
+            (C::RateMultiplier, self.rate_multiplier.into()),
+            (C::InputPricePer1m, self.input_price_per_1m.into()),
+            (C::OutputPricePer1m, self.output_price_per_1m.into()),
+            (
+                C::CacheCreationPricePer1m,
+                self.cache_creation_price_per_1m.into(),
+            ),
+            (C::CacheReadPricePer1m, self.cache_read_price_per_1m.into()),
+            (C::PricePerRequest, self.price_per_request.into()),
+            (C::ResponseTimeMs, self.response_time_ms.into()),
+            (C::FirstByteTimeMs, self.first_byte_time_ms.into()),
+            (C::Metadata, self.metadata.clone().into()),
+            (C::CreatedAt, self.created_at.into()),
+            (C::FinishedAt, self.finished_at.into()),
+        ]
+    }
+}
+
+/// What one settled request adds to its gateway key, its user (unless the key is standalone)
+/// and its provider. Applied only together with the request's final usage row (see
+/// [`write_batch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendDelta {
+    /// The request this spend belongs to: the delta is applied only by the batch in which this
+    /// request's usage row becomes final, which is what makes it exactly-once.
+    pub request_id: String,
+    /// The client's gateway key.
+    pub gateway_key_id: String,
+    /// The key's owner.
+    pub user_id: String,
+    /// A standalone key has its own balance: it is charged instead of the user.
+    pub standalone: bool,
+    /// Nominal cost (what the client is charged).
+    pub cost_usd: f64,
+    /// Actual cost (what the provider accumulates).
+    pub actual_cost_usd: f64,
+    /// The serving provider, if any.
+    pub provider_id: Option<String>,
+    /// Requests to count on the key (normally 1).
+    pub requests: i64,
+    /// When the key was used.
+    pub last_used_at: DateTime<Utc>,
+}
+
+/// Everything the Recorder flushes at once. Order inside each list is the order events
+/// happened: a later row for the same request (or attempt) supersedes an earlier one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Usage rows.
+    pub usage: Vec<UsageRow>,
+    /// Attempt rows.
+    pub attempts: Vec<AttemptRow>,
+    /// Spend of requests settled in this batch.
+    pub spend: Vec<SpendDelta>,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.usage.is_empty() && self.attempts.is_empty() && self.spend.is_empty()
+    }
+}
+
+/// What [`write_batch`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Usage rows inserted or moved forward.
+    pub usage_written: u64,
+    /// Usage rows of the batch not written: superseded inside the batch, or refused by the
+    /// stored status.
+    pub usage_ignored: u64,
+    /// Of the written usage rows, those that made a request final (`completed`/`failed`).
+    pub final_written: u64,
+    /// Final usage rows of the batch that were ignored (e.g. a late `completed` after `failed`).
+    pub final_ignored: u64,
+    /// Attempt rows inserted or moved forward.
+    pub attempts_written: u64,
+    /// Attempt rows not written.
+    pub attempts_ignored: u64,
+    /// Spend deltas applied.
+    pub spend_applied: u64,
+    /// Spend deltas dropped because their request did not become final in this batch (already
+    /// final before, or not in the batch), or a second delta for the same request.
+    pub spend_ignored: u64,
+    /// SQL statements executed (begin and commit not counted): stays small whatever the batch
+    /// size.
+    pub statements: u64,
+}
+
+/// Writes one batch in one transaction (see the module docs for the rules and the steps).
+pub async fn write_batch(db: &Database, batch: &Batch) -> Result<WriteReport, StoreError> {
+    let mut report = WriteReport::default();
+    if batch.is_empty() {
+        return Ok(report);
+    }
+    let txn = db.begin().await?;
+
+    // 1–2. Usage.
+    let (winners, superseded) = collapse(&batch.usage, |r| r.request_id.as_str(), |r| r.status);
+    report.usage_ignored += superseded.len() as u64;
+    report.final_ignored += superseded.iter().filter(|r| r.status.is_final()).count() as u64;
+    let became_final = write_usage(&txn, &winners, &mut report).await?;
+
+    // 3. Attempts.
+    let (winners, superseded) = collapse(
+        &batch.attempts,
+        |r| (r.request_id.as_str(), r.candidate_index, r.retry_index),
+        |r| r.status,
+    );
+    report.attempts_ignored += superseded.len() as u64;
+    write_attempts(&txn, &winners, &mut report).await?;
+
+    // 4. Spend.
+    apply_spend(&txn, &batch.spend, &became_final, &mut report).await?;
+
+    txn.commit().await?;
+    Ok(report)
+}
+
+/// Keeps, per identity, the row the forward-only rule leaves after applying the rows in order
+/// (first seen first in the result), and returns the rows it superseded.
+fn collapse<'a, R, K, S>(
+    rows: &'a [R],
+    key: impl Fn(&'a R) -> K,
+    status: impl Fn(&R) -> S,
+) -> (Vec<&'a R>, Vec<&'a R>)
+where
+    K: std::hash::Hash + Eq,
+    S: Status,
+{
+    let mut slot: HashMap<K, usize> = HashMap::with_capacity(rows.len());
+    let mut winners: Vec<&R> = Vec::with_capacity(rows.len());
+    let mut superseded = Vec::new();
+    for row in rows {
+        match slot.get(&key(row)) {
+            None => {
+                slot.insert(key(row), winners.len());
+                winners.push(row);
+            }
+            Some(&i) => {
+                if status(winners[i]).can_become(status(row)) {
+                    superseded.push(std::mem::replace(&mut winners[i], row));
+                } else {
+                    superseded.push(row);
+                }
+            }
+        }
+    }
+    (winners, superseded)
+}
+
+/// `(stored.status = p AND excluded.status IN (successors of p)) OR …`, generated from the same
+/// rule [`collapse`] uses, so the database and the batch logic cannot disagree.
+fn transition_guard<S: Status>(
+    table: impl IntoIden + Clone,
+    status: impl IntoIden + Clone,
+) -> Condition {
+    let mut any = Condition::any();
+    for &from in S::ALL {
+        let to: Vec<&'static str> = S::ALL
+            .iter()
+            .filter(|next| from.can_become(**next))
+            .map(|next| next.as_str())
+            .collect();
+        if to.is_empty() {
+            continue;
+        }
+        any = any.add(
+            Expr::col((table.clone(), status.clone()))
+                .eq(from.as_str())
+                .and(Expr::col((Alias::new("excluded"), status.clone())).is_in(to)),
+        );
+    }
+    any
+}
+
+/// Rows per multi-row statement for a table of `columns` columns.
+fn rows_per_statement(columns: usize) -> usize {
+    (MAX_BIND_PARAMS / columns.max(1)).max(1)
+}
+
+fn build_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(DbErr::Custom(format!("building a record statement: {e}")))
+}
+
+/// Upserts the usage winners; returns the request ids that became final here.
+async fn write_usage<C: ConnectionTrait>(
+    txn: &C,
+    winners: &[&UsageRow],
+    report: &mut WriteReport,
+) -> Result<HashSet<String>, StoreError> {
+    let mut became_final = HashSet::new();
+    let Some(first) = winners.first() else {
+        return Ok(became_final);
+    };
+    let columns: Vec<usage::Column> = first.values().into_iter().map(|(c, _)| c).collect();
+    // Everything but the identity and the arrival time, which the first write fixed.
+    let updates: Vec<usage::Column> = columns
+        .iter()
+        .copied()
+        .filter(|c| !matches!(c, usage::Column::RequestId | usage::Column::CreatedAt))
+        .collect();
+    let guard = transition_guard::<UsageStatus>(usage::Entity, usage::Column::Status);
+    for chunk in winners.chunks(rows_per_statement(columns.len())) {
+        let mut insert = Query::insert();
+        insert.into_table(usage::Entity).columns(columns.clone());
+        for row in chunk {
+            insert
+                .values(row.values().into_iter().map(|(_, v)| SimpleExpr::from(v)))
+                .map_err(build_error)?;
+        }
+        insert
+            .on_conflict(
+                OnConflict::column(usage::Column::RequestId)
+                    .update_columns(updates.clone())
+                    .action_cond_where(guard.clone())
+                    .to_owned(),
+            )
+            .returning(
+                Query::returning().columns([usage::Column::RequestId, usage::Column::Status]),
+            );
+        let written = txn.query_all(&insert).await?;
+        report.statements += 1;
+        report.usage_written += written.len() as u64;
+        report.usage_ignored += (chunk.len() - written.len()) as u64;
+        let mut final_here = 0u64;
+        for row in written {
+            let request_id: String = row.try_get("", "request_id")?;
+            let status: String = row.try_get("", "status")?;
+            if UsageStatus::parse(&status).is_some_and(UsageStatus::is_final) {
+                final_here += 1;
+                became_final.insert(request_id);
+            }
+        }
+        let final_in_chunk = chunk.iter().filter(|r| r.status.is_final()).count() as u64;
+        report.final_written += final_here;
+        report.final_ignored += final_in_chunk.saturating_sub(final_here);
+    }
+    Ok(became_final)
+}
+
+async fn write_attempts<C: ConnectionTrait>(
+    txn: &C,
+    winners: &[&AttemptRow],
+    report: &mut WriteReport,
+) -> Result<(), StoreError> {
+    use request_attempt::Column as A;
+    let Some(first) = winners.first() else {
+        return Ok(());
+    };
+    let columns: Vec<A> = first.values().into_iter().map(|(c, _)| c).collect();
+    let identity = [A::RequestId, A::CandidateIndex, A::RetryIndex];
+    let updates: Vec<A> = columns
+        .iter()
+        .copied()
+        .filter(|c| {
+            !matches!(
+                c,
+                A::RequestId | A::CandidateIndex | A::RetryIndex | A::CreatedAt
+            )
+        })
+        .collect();
+    let guard = transition_guard::<AttemptStatus>(request_attempt::Entity, A::Status);
+    for chunk in winners.chunks(rows_per_statement(columns.len())) {
+        let mut insert = Query::insert();
+        insert
+            .into_table(request_attempt::Entity)
+            .columns(columns.clone());
+        for row in chunk {
+            insert
+                .values(row.values().into_iter().map(|(_, v)| SimpleExpr::from(v)))
+                .map_err(build_error)?;
+        }
+        insert
+            .on_conflict(
+                OnConflict::columns(identity)
+                    .update_columns(updates.clone())
+                    .action_cond_where(guard.clone())
+                    .to_owned(),
+            )
+            .returning(Query::returning().columns([A::RequestId]));
+        let written = txn.query_all(&insert).await?;
+        report.statements += 1;
+        report.attempts_written += written.len() as u64;
+        report.attempts_ignored += (chunk.len() - written.len()) as u64;
+    }
+    Ok(())
+}
+
+/// Sums of one gateway key's deltas.
+#[derive(Default)]
+struct KeySpend {
+    requests: i64,
+    cost: f64,
+    /// The standalone part, charged to the key's own balance.
+    balance: f64,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+async fn apply_spend<C: ConnectionTrait>(
+    txn: &C,
+    deltas: &[SpendDelta],
+    became_final: &HashSet<String>,
+    report: &mut WriteReport,
+) -> Result<(), StoreError> {
+    // BTreeMaps: updates run in id order, a fixed lock order across concurrent batches.
+    let mut keys: BTreeMap<&str, KeySpend> = BTreeMap::new();
+    let mut users: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut providers: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut charged: HashSet<&str> = HashSet::new();
+    for d in deltas {
+        if !became_final.contains(&d.request_id) || !charged.insert(d.request_id.as_str()) {
+            report.spend_ignored += 1;
+            continue;
+        }
+        report.spend_applied += 1;
+        let key = keys.entry(d.gateway_key_id.as_str()).or_default();
+        key.requests += d.requests;
+        key.cost += d.cost_usd;
+        key.last_used_at = Ord::max(key.last_used_at, Some(d.last_used_at));
+        if d.standalone {
+            key.balance += d.cost_usd;
+        } else {
+            *users.entry(d.user_id.as_str()).or_default() += d.cost_usd;
+        }
+        if let Some(p) = &d.provider_id {
+            *providers.entry(p.as_str()).or_default() += d.actual_cost_usd;
+        }
+    }
+
+    for (id, s) in keys {
+        use gateway_key::Column as G;
+        let mut update = Query::update();
+        update
+            .table(gateway_key::Entity)
+            .value(
+                G::TotalRequests,
+                Expr::col(G::TotalRequests).add(s.requests),
+            )
+            .value(G::TotalCostUsd, Expr::col(G::TotalCostUsd).add(s.cost))
+            .value(
+                G::BalanceUsedUsd,
+                Expr::col(G::BalanceUsedUsd).add(s.balance),
+            )
+            .and_where(Expr::col(G::Id).eq(id));
+        if let Some(last) = s.last_used_at {
+            // last_used_at = max(stored, new), without reading the row first.
+            update.value(
+                G::LastUsedAt,
+                Expr::case(
+                    Expr::col(G::LastUsedAt)
+                        .is_null()
+                        .or(Expr::col(G::LastUsedAt).lt(last)),
+                    last,
+                )
+                .finally(Expr::col(G::LastUsedAt)),
+            );
+        }
+        txn.execute(&update).await?;
+        report.statements += 1;
+    }
+    for (id, cost) in users {
+        use user::Column as U;
+        let mut update = Query::update();
+        update
+            .table(user::Entity)
+            .value(U::UsedUsd, Expr::col(U::UsedUsd).add(cost))
+            .value(U::TotalUsd, Expr::col(U::TotalUsd).add(cost))
+            .and_where(Expr::col(U::Id).eq(id));
+        txn.execute(&update).await?;
+        report.statements += 1;
+    }
+    for (id, cost) in providers {
+        use provider::Column as P;
+        let mut update = Query::update();
+        update
+            .table(provider::Entity)
+            .value(P::MonthlyUsedUsd, Expr::col(P::MonthlyUsedUsd).add(cost))
+            .and_where(Expr::col(P::Id).eq(id));
+        txn.execute(&update).await?;
+        report.statements += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_transitions_only_move_forward() {
+        use UsageStatus::*;
+        assert!(Pending.can_become(Streaming));
+        assert!(Pending.can_become(Completed));
+        assert!(Pending.can_become(Failed));
+        assert!(Streaming.can_become(Completed));
+        assert!(Streaming.can_become(Streaming));
+        assert!(!Streaming.can_become(Pending));
+        assert!(!Failed.can_become(Completed));
+        assert!(!Completed.can_become(Failed));
+        assert!(!Completed.can_become(Completed));
+        for s in <UsageStatus as Status>::ALL {
+            assert_eq!(UsageStatus::parse(s.as_str()), Some(*s));
+        }
+    }
+
+    #[test]
+    fn attempt_final_states_are_final() {
+        use AttemptStatus::*;
+        for done in [Skipped, Success, Failed] {
+            for next in <AttemptStatus as Status>::ALL {
+                assert!(!done.can_become(*next), "{done:?} → {next:?}");
+            }
+        }
+        assert!(Pending.can_become(Skipped));
+        assert!(!Streaming.can_become(Pending));
+    }
+
+    #[test]
+    fn collapse_keeps_what_the_chain_would_leave() {
+        let t = Utc::now();
+        let rows = vec![
+            UsageRow::new("a", "m", "OPENAI", UsageStatus::Pending, t),
+            UsageRow::new("b", "m", "OPENAI", UsageStatus::Failed, t),
+            UsageRow::new("a", "m", "OPENAI", UsageStatus::Streaming, t),
+            UsageRow::new("b", "m", "OPENAI", UsageStatus::Completed, t),
+            UsageRow::new("a", "m", "OPENAI", UsageStatus::Completed, t),
+            UsageRow::new("a", "m", "OPENAI", UsageStatus::Pending, t),
+        ];
+        let (winners, superseded) = collapse(&rows, |r| r.request_id.as_str(), |r| r.status);
+        let got: Vec<_> = winners
+            .iter()
+            .map(|r| (r.request_id.as_str(), r.status))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("a", UsageStatus::Completed), ("b", UsageStatus::Failed)]
+        );
+        assert_eq!(superseded.len(), 4);
+    }
+}

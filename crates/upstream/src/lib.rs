@@ -1,0 +1,9 @@
+//! The upstream side: one pooled HTTP client per endpoint (connections and TLS sessions are
+//! reused across requests, TCP_NODELAY on), URL and header building per API format, and sending
+//! with a bound on the wait for the response head.
+
+mod client;
+mod request;
+
+pub use client::{SendFailure, UpstreamClients, send};
+pub use request::{UpstreamRequest, build_request, upstream_url};
