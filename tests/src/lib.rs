@@ -252,3 +252,366 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) 
     };
     (status, json)
 }
+
+/// A `mock-upstream` process.
+#[derive(Debug)]
+pub struct Mock {
+    /// The process (its `url` is the base URL).
+    pub process: Process,
+}
+
+impl Mock {
+    /// Starts a mock upstream named `name` on a free port.
+    pub fn start(name: &str) -> Mock {
+        let mut cmd = Command::new(binary("mock-upstream"));
+        cmd.args(["--listen", "127.0.0.1:0", "--name", name]);
+        Mock {
+            process: Process::spawn(cmd, "mock-upstream listening on "),
+        }
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> &str {
+        &self.process.url
+    }
+
+    /// Adds a behaviour rule (`{"key"?, "path_prefix"?, "model"?, "times"?, "behaviour": {…}}`);
+    /// returns its id.
+    pub async fn rule(&self, rule: serde_json::Value) -> u64 {
+        let (status, body) = send(
+            client()
+                .post(format!("{}/_mock/rules", self.url()))
+                .json(&rule),
+        )
+        .await;
+        assert_eq!(status, 200, "mock rule refused: {body}");
+        body["id"].as_u64().expect("rule id")
+    }
+
+    /// Removes every rule.
+    pub async fn clear_rules(&self) {
+        let (status, _) = send(client().delete(format!("{}/_mock/rules", self.url()))).await;
+        assert_eq!(status, 200);
+    }
+
+    /// Clears rules, stats and the request log.
+    pub async fn reset(&self) {
+        let (status, _) = send(client().post(format!("{}/_mock/reset", self.url()))).await;
+        assert_eq!(status, 200);
+    }
+
+    /// `GET /_mock/stats`.
+    pub async fn stats(&self) -> serde_json::Value {
+        send(client().get(format!("{}/_mock/stats", self.url())))
+            .await
+            .1
+    }
+
+    /// Requests seen with credential `key`.
+    pub async fn count_for(&self, key: &str) -> u64 {
+        self.stats().await["by_key"][key].as_u64().unwrap_or(0)
+    }
+
+    /// The last `limit` requests received.
+    pub async fn requests(&self, limit: usize) -> Vec<serde_json::Value> {
+        let (_, body) =
+            send(client().get(format!("{}/_mock/requests?limit={limit}", self.url()))).await;
+        body.as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// One upstream credential to create.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    /// Key name.
+    pub name: String,
+    /// The credential the mock sees (rules match on it).
+    pub secret: String,
+    /// Extra fields for the provider-key body (`max_concurrent`, `cache_ttl_minutes`, …).
+    pub extra: serde_json::Value,
+}
+
+impl KeySpec {
+    /// A key with defaults.
+    pub fn new(name: &str, secret: &str) -> KeySpec {
+        KeySpec {
+            name: name.into(),
+            secret: secret.into(),
+            extra: serde_json::json!({}),
+        }
+    }
+
+    /// With extra provider-key fields.
+    pub fn with(mut self, extra: serde_json::Value) -> KeySpec {
+        self.extra = extra;
+        self
+    }
+}
+
+/// One provider to create: name, priority, base URL, endpoint extras and keys.
+#[derive(Debug, Clone)]
+pub struct ProviderSpec {
+    /// Provider name.
+    pub name: String,
+    /// Lower is preferred.
+    pub priority: i32,
+    /// Endpoint base URL (a mock's URL, optionally with a `/_b/…` prefix).
+    pub base_url: String,
+    /// Extra endpoint fields (`max_retries`, timeouts, `max_concurrent`).
+    pub endpoint: serde_json::Value,
+    /// Its keys.
+    pub keys: Vec<KeySpec>,
+}
+
+/// Ids of what [`setup`] created.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The gateway key plaintext for requests.
+    pub gateway_key: String,
+    /// The model name to request.
+    pub model: String,
+    /// Provider ids by name.
+    pub providers: std::collections::HashMap<String, String>,
+    /// Provider key ids by key name.
+    pub keys: std::collections::HashMap<String, String>,
+}
+
+/// Creates a model `model` served by every provider in `providers` (OpenAI format), a user and
+/// a gateway key, through the admin API.
+pub async fn setup(gw: &Gateway, model: &str, providers: &[ProviderSpec]) -> Setup {
+    use serde_json::json;
+    let post = |path: &str, body: serde_json::Value| {
+        let request = gw.admin(reqwest::Method::POST, path).json(&body);
+        async move {
+            let (status, answer) = send(request).await;
+            assert_eq!(status, 201, "POST {body}: {answer}");
+            answer
+        }
+    };
+    let global = post(
+        "/global-models",
+        json!({"name": model, "pricing": {"tiers": [{"input_price_per_1m": 1.0, "output_price_per_1m": 2.0}]}}),
+    )
+    .await;
+    let mut ids = std::collections::HashMap::new();
+    let mut keys = std::collections::HashMap::new();
+    for spec in providers {
+        let provider = post(
+            "/providers",
+            json!({"name": spec.name, "priority": spec.priority}),
+        )
+        .await;
+        let pid = provider["id"].as_str().expect("id").to_owned();
+        let mut endpoint =
+            json!({"provider_id": pid, "api_format": "OPENAI", "base_url": spec.base_url});
+        if let (Some(target), Some(extra)) = (endpoint.as_object_mut(), spec.endpoint.as_object()) {
+            target.extend(extra.clone());
+        }
+        let endpoint = post("/endpoints", endpoint).await;
+        for key in &spec.keys {
+            let mut body =
+                json!({"endpoint_id": endpoint["id"], "name": key.name, "api_key": key.secret});
+            if let (Some(target), Some(extra)) = (body.as_object_mut(), key.extra.as_object()) {
+                target.extend(extra.clone());
+            }
+            let created = post("/provider-keys", body).await;
+            keys.insert(
+                key.name.clone(),
+                created["id"].as_str().expect("id").to_owned(),
+            );
+        }
+        post(
+            "/provider-models",
+            json!({"provider_id": pid, "global_model_id": global["id"], "provider_model_name": model}),
+        )
+        .await;
+        ids.insert(spec.name.clone(), pid);
+    }
+    let user = post(
+        "/users",
+        json!({"name": format!("user-{}", uuid::Uuid::new_v4().simple())}),
+    )
+    .await;
+    let key = post(
+        "/gateway-keys",
+        json!({"user_id": user["id"], "name": "tests"}),
+    )
+    .await;
+    Setup {
+        gateway_key: key["key"].as_str().expect("plaintext").to_owned(),
+        model: model.to_owned(),
+        providers: ids,
+        keys,
+    }
+}
+
+/// A chat completion request with the gateway key; returns status, headers and body text.
+pub async fn chat(
+    gw: &Gateway,
+    key: &str,
+    body: serde_json::Value,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    (status, headers, text)
+}
+
+/// A minimal chat body.
+pub fn chat_body(model: &str, stream: bool) -> serde_json::Value {
+    serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello."}]})
+}
+
+/// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The trace of a request (waits for the batched records to land).
+pub async fn trace(gw: &Gateway, request_id: &str) -> serde_json::Value {
+    eventually(Duration::from_secs(10), || async {
+        let (status, body) = send(gw.admin(
+            reqwest::Method::GET,
+            &format!("/requests/{request_id}/trace"),
+        ))
+        .await;
+        let settled = body["usage"]["status"]
+            .as_str()
+            .is_some_and(|s| s == "completed" || s == "failed");
+        (status == 200 && settled).then_some(body)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no settled trace for request {request_id}"))
+}
+
+// ---- Request-path helpers (failover and streaming tests) ----
+
+impl ProviderSpec {
+    /// A provider whose one OpenAI endpoint is `base_url`, with default endpoint fields and no
+    /// keys yet.
+    pub fn new(name: &str, priority: i32, base_url: &str) -> ProviderSpec {
+        ProviderSpec {
+            name: name.into(),
+            priority,
+            base_url: base_url.into(),
+            endpoint: serde_json::json!({}),
+            keys: Vec::new(),
+        }
+    }
+
+    /// With extra endpoint fields (`max_retries`, `header_timeout_secs`, …).
+    pub fn endpoint(mut self, extra: serde_json::Value) -> ProviderSpec {
+        self.endpoint = extra;
+        self
+    }
+
+    /// With one more key.
+    pub fn key(mut self, key: KeySpec) -> ProviderSpec {
+        self.keys.push(key);
+        self
+    }
+}
+
+/// A gateway on a fresh SQLite database with extra environment; keep the database alive as
+/// long as the gateway.
+pub async fn sqlite_gateway(env: &[(&'static str, &str)]) -> (Gateway, TestDb) {
+    let database = db::sqlite().await;
+    let gateway = Gateway::start_with(
+        &database.url,
+        GatewayOptions {
+            env: env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+            ..GatewayOptions::default()
+        },
+    );
+    (gateway, database)
+}
+
+/// `http://127.0.0.1:PORT` where nothing listens (the port was bound, then freed).
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let port = listener.local_addr().expect("local addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The gateway's request id of a response (`x-request-id`).
+pub fn request_id(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id on the response")
+        .to_owned()
+}
+
+/// The `data:` payloads of an SSE body, one per event, in order.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("data:")
+                        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                })
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
+
+/// Sends a chat completion request and returns the response unread (to read a stream chunk by
+/// chunk or drop it early).
+pub async fn chat_response(gw: &Gateway, key: &str, body: serde_json::Value) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+/// The gateway's in-flight count of a provider key (`GET /admin/slots`); 0 when not listed.
+pub async fn slot_in_flight(gw: &Gateway, key_id: &str) -> u64 {
+    let (status, body) = send(gw.admin(reqwest::Method::GET, "/slots")).await;
+    assert_eq!(status, 200, "GET /admin/slots: {body}");
+    body["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["key_id"] == key_id)
+        .and_then(|k| k["in_flight"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The attempt rows of a trace that were really sent upstream (not skipped).
+pub fn tried(trace: &serde_json::Value) -> Vec<serde_json::Value> {
+    trace["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["status"] != "skipped")
+        .cloned()
+        .collect()
+}

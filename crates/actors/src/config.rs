@@ -2,6 +2,7 @@
 //! `[routing]` section of the configuration.
 
 use std::time::Duration;
+use switchyard_core::breaker::BreakerConfig;
 
 /// Request-path settings shared by the actors.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct RoutingConfig {
     pub max_in_flight: usize,
     /// How often hot state (health, learned limits) is persisted.
     pub persist_every: Duration,
+    /// The circuit breaker of every provider key.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for RoutingConfig {
@@ -65,6 +68,7 @@ impl Default for RoutingConfig {
             shards: 1,
             max_in_flight: 10_000,
             persist_every: Duration::from_secs(5),
+            breaker: BreakerConfig::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::slots::{KeySlots, SlotCounters};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use switchyard_core::breaker::{Breaker, BreakerConfig};
+use switchyard_core::breaker::Breaker;
 use switchyard_core::catalog::Catalog;
 use switchyard_store::Database;
 use switchyard_store::state::SharedState;
@@ -106,20 +106,15 @@ impl ActorSystem {
         let health = Shards::new(
             (0..shards)
                 .map(|i| {
-                    let (schedulers, db, counters, every) = (
+                    let (schedulers, db, counters, every, breaker) = (
                         scheduler.clone(),
                         persisted.clone(),
                         circuits.clone(),
                         config.persist_every,
+                        config.breaker.clone(),
                     );
                     let addr = HealthMonitor::start_in_arbiter(&arbiter(), move |_| {
-                        HealthMonitor::new(
-                            BreakerConfig::default(),
-                            schedulers,
-                            db,
-                            counters,
-                            every,
-                        )
+                        HealthMonitor::new(breaker, schedulers, db, counters, every)
                     });
                     Handle::new(addr, "HealthMonitor", i, &registry)
                 })

@@ -86,10 +86,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut body = json!({ "code": self.code(), "message": self.to_string() });
-        if let ApiError::Invalid { field, .. } | ApiError::Conflict { field, .. } = self {
-            if !field.is_empty() {
-                body["field"] = json!(field);
-            }
+        if let ApiError::Invalid { field, .. } | ApiError::Conflict { field, .. } = self
+            && !field.is_empty()
+        {
+            body["field"] = json!(field);
         }
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized) {

@@ -40,16 +40,16 @@ impl TestDb {
     pub async fn finish(self) {
         let TestDb { db, cleanup, .. } = self;
         let _ = db.close().await;
-        if let Cleanup::Postgres { admin_url, name } = cleanup {
-            if let Ok(admin) = connect(&admin_url, &ConnectSettings::default()).await {
-                let _ = admin
-                    .execute_raw(Statement::from_string(
-                        DbBackend::Postgres,
-                        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-                    ))
-                    .await;
-                let _ = admin.close().await;
-            }
+        if let Cleanup::Postgres { admin_url, name } = cleanup
+            && let Ok(admin) = connect(&admin_url, &ConnectSettings::default()).await
+        {
+            let _ = admin
+                .execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                ))
+                .await;
+            let _ = admin.close().await;
         }
     }
 }
@@ -155,10 +155,10 @@ pub struct TestState {
 impl TestState {
     /// Deletes the test's Redis keys (everything under its prefix).
     pub async fn finish(self) {
-        if self.redis.is_some() {
-            if let Err(e) = self.state.clear_all().await {
-                eprintln!("could not clean up the test's Redis keys: {e}");
-            }
+        if self.redis.is_some()
+            && let Err(e) = self.state.clear_all().await
+        {
+            eprintln!("could not clean up the test's Redis keys: {e}");
         }
     }
 }

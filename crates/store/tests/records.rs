@@ -1,5 +1,10 @@
 //! Batched record writes on every backend: each test body runs on SQLite and, when available,
 //! PostgreSQL.
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code and its helpers: a failed step is a failed test"
+)]
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter};

@@ -1,5 +1,10 @@
 //! Shared hot state on every backend: each test body runs on the memory state and, when
 //! reachable, on Redis (under a key prefix of its own).
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code and its helpers: a failed step is a failed test"
+)]
 
 use chrono::{DateTime, Duration as Delta, Utc};
 use std::sync::Arc;

@@ -48,7 +48,22 @@ struct RawConfig {
     secrets: RawSecrets,
     catalog: RawCatalog,
     routing: RawRouting,
+    health: RawHealth,
     log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    window_size: usize,
+    window_secs: u64,
+    min_requests: usize,
+    error_rate: f64,
+    initial_recovery_secs: u64,
+    max_recovery_secs: u64,
+    half_open_probes: u32,
+    half_open_successes: u32,
+    half_open_failures: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,7 +360,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .map_err(|m| error("secrets.encryption_key", m))?;
         EncryptionKey::Inline(raw.secrets.encryption_key)
     };
-    let routing = validate_routing(&raw.routing)?;
+    let mut routing = validate_routing(&raw.routing)?;
+    routing.breaker = validate_health(&raw.health)?;
     if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
         return Err(error(
             "log.level",
@@ -426,6 +442,53 @@ fn validate_routing(r: &RawRouting) -> Result<switchyard_actors::RoutingConfig, 
         record_batch: r.record_batch_rows,
         record_flush: Duration::from_millis(positive("record_flush_ms", r.record_flush_ms)?),
         ..switchyard_actors::RoutingConfig::default()
+    })
+}
+
+fn validate_health(h: &RawHealth) -> Result<switchyard_core::breaker::BreakerConfig, ConfigError> {
+    use std::time::Duration;
+    let at_least_one = |path: &str, v: u64| {
+        if v == 0 {
+            Err(error(format!("health.{path}"), "must be at least 1"))
+        } else {
+            Ok(())
+        }
+    };
+    at_least_one("window_size", h.window_size as u64)?;
+    at_least_one("window_secs", h.window_secs)?;
+    at_least_one("min_requests", h.min_requests as u64)?;
+    at_least_one("initial_recovery_secs", h.initial_recovery_secs)?;
+    at_least_one("half_open_probes", u64::from(h.half_open_probes))?;
+    at_least_one("half_open_successes", u64::from(h.half_open_successes))?;
+    at_least_one("half_open_failures", u64::from(h.half_open_failures))?;
+    if h.min_requests > h.window_size {
+        return Err(error(
+            "health.min_requests",
+            "must not exceed health.window_size (the circuit could never open)",
+        ));
+    }
+    if !(h.error_rate > 0.0 && h.error_rate <= 1.0) {
+        return Err(error(
+            "health.error_rate",
+            "must be greater than 0 and at most 1",
+        ));
+    }
+    if h.max_recovery_secs < h.initial_recovery_secs {
+        return Err(error(
+            "health.max_recovery_secs",
+            "must not be less than health.initial_recovery_secs",
+        ));
+    }
+    Ok(switchyard_core::breaker::BreakerConfig {
+        window_size: h.window_size,
+        window: Duration::from_secs(h.window_secs),
+        min_requests: h.min_requests,
+        error_rate: h.error_rate,
+        initial_recovery: Duration::from_secs(h.initial_recovery_secs),
+        max_recovery: Duration::from_secs(h.max_recovery_secs),
+        half_open_probes: h.half_open_probes,
+        half_open_successes: h.half_open_successes,
+        half_open_failures: h.half_open_failures,
     })
 }
 
@@ -528,6 +591,35 @@ mod tests {
         assert_eq!(config.state_backend, StateBackend::Memory);
         assert!(config.admin_token.is_none());
         assert!(matches!(config.encryption_key, EncryptionKey::File(_)));
+        assert_eq!(
+            config.routing.breaker,
+            switchyard_core::breaker::BreakerConfig::default(),
+            "the [health] defaults are the breaker's"
+        );
+    }
+
+    #[test]
+    fn health_section_sets_the_breaker() {
+        let config = load(
+            None,
+            env(&[
+                ("SWITCHYARD__HEALTH__INITIAL_RECOVERY_SECS", "1"),
+                ("SWITCHYARD__HEALTH__MAX_RECOVERY_SECS", "2"),
+                ("SWITCHYARD__HEALTH__MIN_REQUESTS", "3"),
+                ("SWITCHYARD__HEALTH__HALF_OPEN_PROBES", "1"),
+            ]),
+        )
+        .expect("valid");
+        let breaker = &config.routing.breaker;
+        assert_eq!(breaker.initial_recovery, std::time::Duration::from_secs(1));
+        assert_eq!(breaker.max_recovery, std::time::Duration::from_secs(2));
+        assert_eq!((breaker.min_requests, breaker.half_open_probes), (3, 1));
+        let e = load(
+            None,
+            env(&[("SWITCHYARD__HEALTH__MAX_RECOVERY_SECS", "10")]),
+        )
+        .expect_err("max below initial");
+        assert_eq!(e.path, "health.max_recovery_secs");
     }
 
     #[test]
@@ -579,6 +671,12 @@ mod tests {
         )
         .expect("valid");
         assert!(!format!("{with_password:?}").contains("hunter2"));
+
+        let e = load(None, env(&[("SWITCHYARD__HEALTH__ERROR_RATE", "1.5")])).expect_err("rate");
+        assert_eq!(e.path, "health.error_rate");
+        let e =
+            load(None, env(&[("SWITCHYARD__HEALTH__HALF_OPEN_PROBES", "0")])).expect_err("probes");
+        assert_eq!(e.path, "health.half_open_probes");
 
         let e = load(
             None,

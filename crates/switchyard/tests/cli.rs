@@ -1,4 +1,5 @@
 //! The binary's command line and configuration errors, run as a process.
+#![allow(clippy::expect_used, reason = "test set-up fails loudly")]
 
 use std::process::Command;
 

@@ -28,10 +28,10 @@ impl UpstreamClients {
     /// The client for an endpoint (a cheap handle onto a shared pool).
     pub fn client_for(&self, endpoint: &Endpoint) -> Result<reqwest::Client, SendFailure> {
         let fingerprint = self.connect_timeout.as_millis() as u64;
-        if let Some(entry) = self.clients.get(&endpoint.id) {
-            if entry.0 == fingerprint {
-                return Ok(entry.1.clone());
-            }
+        if let Some(entry) = self.clients.get(&endpoint.id)
+            && entry.0 == fingerprint
+        {
+            return Ok(entry.1.clone());
         }
         let client = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)

@@ -133,13 +133,12 @@ pub fn build_request(
         let lower = name.to_ascii_lowercase();
         if FORWARDED_CLIENT_HEADERS.contains(&lower.as_str())
             && !headers.iter().any(|(n, _)| n.as_str() == lower)
-        {
-            if let (Ok(n), Ok(v)) = (
+            && let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(lower.as_bytes()),
                 HeaderValue::from_str(value),
-            ) {
-                headers.push((n, v));
-            }
+            )
+        {
+            headers.push((n, v));
         }
     }
     Ok(UpstreamRequest {

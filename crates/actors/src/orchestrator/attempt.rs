@@ -290,43 +290,47 @@ async fn first_event(response: reqwest::Response, status: u16, timeout: Duration
                 );
             }
         }
-        for event in parser.push(&chunk) {
-            match classify_stream_event(&event) {
-                StreamEvent::Chunk { .. } => {
-                    events.push(event);
-                    return Attempt {
-                        outcome: UpstreamOutcome::Success,
-                        success: Some(Success::Stream {
-                            rest,
-                            parser,
-                            events,
-                        }),
-                        status: Some(status),
-                        detail: None,
-                    };
-                }
-                StreamEvent::Error(body) => {
-                    let detail = format!("error event before the first chunk: {}", body.message);
-                    return Attempt::failed(
-                        UpstreamOutcome::ErrorInBody { body },
-                        Some(status),
-                        detail,
-                    );
-                }
-                StreamEvent::Malformed => {
-                    return Attempt::failed(
-                        UpstreamOutcome::MalformedBody,
-                        Some(status),
-                        "the first stream event is not valid JSON",
-                    );
-                }
-                StreamEvent::Done => {
-                    return Attempt::failed(
-                        UpstreamOutcome::MalformedBody,
-                        Some(status),
-                        "the stream ended before its first chunk",
-                    );
-                }
+        let mut batch = parser.push(&chunk).into_iter();
+        let Some(event) = batch.next() else {
+            continue;
+        };
+        // The first event decides; the rest of the chunk is relayed after it.
+        match classify_stream_event(&event) {
+            StreamEvent::Chunk { .. } => {
+                events.push(event);
+                events.extend(batch);
+                return Attempt {
+                    outcome: UpstreamOutcome::Success,
+                    success: Some(Success::Stream {
+                        rest,
+                        parser,
+                        events,
+                    }),
+                    status: Some(status),
+                    detail: None,
+                };
+            }
+            StreamEvent::Error(body) => {
+                let detail = format!("error event before the first chunk: {}", body.message);
+                return Attempt::failed(
+                    UpstreamOutcome::ErrorInBody { body },
+                    Some(status),
+                    detail,
+                );
+            }
+            StreamEvent::Malformed => {
+                return Attempt::failed(
+                    UpstreamOutcome::MalformedBody,
+                    Some(status),
+                    "the first stream event is not valid JSON",
+                );
+            }
+            StreamEvent::Done => {
+                return Attempt::failed(
+                    UpstreamOutcome::MalformedBody,
+                    Some(status),
+                    "the stream ended before its first chunk",
+                );
             }
         }
     }

@@ -9,6 +9,7 @@ use crate::slots::Lease;
 use bytes::Bytes;
 use futures_util::Stream;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -199,5 +200,3 @@ impl Drop for RelayStream {
         }
     }
 }
-
-use std::future::Future;

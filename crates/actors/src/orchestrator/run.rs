@@ -31,7 +31,7 @@ pub enum Settled {
         body: Bytes,
     },
     /// A relayed stream.
-    Stream(RelayStream),
+    Stream(Box<RelayStream>),
 }
 
 /// A final error for the client, in the front door's envelope.
@@ -216,8 +216,11 @@ pub async fn run(ctx: RequestContext) -> Result<Settled, Failure> {
     }
 
     // Every usable candidate was only full: wait (bounded, FIFO) for a slot on the best one.
-    if tally.attempts == 0 && !tally.deadline_hit {
-        if let Some(&index) = tally.capacity_denied.first() {
+    if tally.attempts == 0
+        && !tally.deadline_hit
+        && let Some(&index) = tally.capacity_denied.first()
+    {
+        {
             let wait = config
                 .queue_timeout
                 .min(deadline.saturating_duration_since(Instant::now()));
@@ -692,7 +695,7 @@ impl Looper<'_> {
                     first_byte: Instant::now(),
                     attempt: row,
                 };
-                Step::Settled(Settled::Stream(RelayStream::new(
+                Step::Settled(Settled::Stream(Box::new(RelayStream::new(
                     rest,
                     parser,
                     events,
@@ -700,7 +703,7 @@ impl Looper<'_> {
                     system.config.stream_idle_timeout,
                     finaliser,
                     lease,
-                )))
+                ))))
             }
             None => Step::Stop(Failure::internal("an attempt succeeded without a body")),
         }

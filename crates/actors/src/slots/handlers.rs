@@ -335,16 +335,15 @@ impl Handler<ObserveOutcome> for KeySlots {
         match msg.observed {
             Observed::Success => {
                 entry.successes += 1;
-                if msg.adaptive {
-                    if let Some(adjustment) =
+                if msg.adaptive
+                    && let Some(adjustment) =
                         entry.adaptive.on_success(msg.in_flight, msg.now, &adaptive)
-                    {
-                        tracing::info!(provider_key_id = %msg.key_id, new_limit = adjustment.new, "adaptive limit raised");
-                        self.counters
-                            .limit_increases
-                            .fetch_add(1, Ordering::Relaxed);
-                        self.dirty.insert(msg.key_id.clone());
-                    }
+                {
+                    tracing::info!(provider_key_id = %msg.key_id, new_limit = adjustment.new, "adaptive limit raised");
+                    self.counters
+                        .limit_increases
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.dirty.insert(msg.key_id.clone());
                 }
             }
             Observed::RateLimited {

@@ -42,6 +42,10 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the finished response, built once per refused request"
+)]
 /// Authenticates and checks quota. The error says what is wrong without saying which keys exist.
 pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, HttpResponse> {
     let unauthorized = |message: &str| {

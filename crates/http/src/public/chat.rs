@@ -82,7 +82,6 @@ pub async fn chat_completions(
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let stream = request.stream;
     let context = RequestContext {
         system: state.system.clone(),
         request_id: request_id.clone(),
@@ -120,18 +119,15 @@ pub async fn chat_completions(
             .content_type("application/json")
             .insert_header(("x-request-id", request_id))
             .body(body),
-        Ok(Settled::Stream(relay)) => {
-            let _ = stream;
-            HttpResponse::Ok()
-                .content_type("text/event-stream")
-                .insert_header(("cache-control", "no-cache, no-transform"))
-                .insert_header(("x-accel-buffering", "no"))
-                .insert_header(("x-request-id", request_id))
-                .streaming(Guarded {
-                    relay,
-                    _in_flight: in_flight,
-                })
-        }
+        Ok(Settled::Stream(relay)) => HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache, no-transform"))
+            .insert_header(("x-accel-buffering", "no"))
+            .insert_header(("x-request-id", request_id))
+            .streaming(Guarded {
+                relay,
+                _in_flight: in_flight,
+            }),
         Err(failure) => failure_response(&failure, &request_id),
     }
 }
@@ -169,7 +165,7 @@ fn capabilities(
 /// The relayed stream plus the request's in-flight slot, released when the body ends or the
 /// client goes away.
 struct Guarded {
-    relay: RelayStream,
+    relay: Box<RelayStream>,
     _in_flight: InFlight,
 }
 
@@ -177,7 +173,7 @@ impl Stream for Guarded {
     type Item = Result<web::Bytes, actix_web::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match Pin::new(&mut self.relay).poll_next(cx) {
+        match Pin::new(&mut *self.relay).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(bytes))),
             Poll::Ready(Some(Err(never))) => match never {},
             Poll::Ready(None) => Poll::Ready(None),

@@ -291,10 +291,10 @@ impl Resource for Endpoints {
             .map(drop)?,
         }
         check::base_url("base_url", &input.base_url)?;
-        if let Some(path) = &input.custom_path {
-            if !path.starts_with('/') {
-                return Err(invalid("custom_path", "must start with `/`"));
-            }
+        if let Some(path) = &input.custom_path
+            && !path.starts_with('/')
+        {
+            return Err(invalid("custom_path", "must start with `/`"));
         }
         if let Some(headers) = &input.headers {
             check::extra_headers("headers", headers)?;

@@ -39,6 +39,9 @@ const BACKEND: &str = "redis";
 /// entry in between. Two writers converge in one retry; more is pathological.
 const CAS_ATTEMPTS: usize = 8;
 
+/// How long the cool-down hash outlives its latest cool-down (clock-skew margin).
+const COOLDOWN_HASH_SLACK: Duration = Duration::from_secs(300);
+
 /// Keys fetched per `SCAN` step in admin walks.
 const SCAN_COUNT: usize = 500;
 
@@ -129,11 +132,22 @@ redis.call('PEXPIRE', KEYS[1], window)
 return {1, 0}
 ";
 
-/// Keeps the later cool-down. KEYS[1] = hash. ARGV: key id, until ms.
+/// Keeps the later cool-down. KEYS[1] = hash. ARGV: key id, until ms, slack ms.
+/// The hash expires a little after its latest cool-down ends (every field has ended by then),
+/// so an abandoned prefix does not keep it forever; the slack covers clock skew between the
+/// caller, whose `until` this is, and the server.
 const SET_COOLDOWN_LUA: &str = r"
+local ends = tonumber(ARGV[2])
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if (not cur) or tonumber(cur) < tonumber(ARGV[2]) then
+if (not cur) or tonumber(cur) < ends then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = ends - now + tonumber(ARGV[3])
+-- PTTL is -1 for a hash without expiry, which this also replaces.
+if keep > 0 and redis.call('PTTL', KEYS[1]) < keep then
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', keep))
 end
 return 0
 ";
@@ -257,7 +271,7 @@ impl RedisState {
         self.pool.get().await.map_err(|e| fail(operation, e))
     }
 
-    /// Runs one script with string keys and arguments.
+    /// Runs one script with string keys and arguments on a pooled connection.
     async fn eval<T: FromRedisValue>(
         &self,
         operation: &'static str,
@@ -266,17 +280,7 @@ impl RedisState {
         args: &[&str],
     ) -> Result<T, StateError> {
         let mut conn = self.conn(operation).await?;
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(*key);
-        }
-        for arg in args {
-            invocation.arg(*arg);
-        }
-        invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| fail(operation, e))
+        eval_on(&mut conn, operation, script, keys, args).await
     }
 
     fn key_set(&self, key_id: &str) -> String {
@@ -461,7 +465,11 @@ impl RedisState {
                 "set_cooldown",
                 &SET_COOLDOWN,
                 &[&self.cooldown_key()],
-                &[key_id, &to_millis(until).to_string()],
+                &[
+                    key_id,
+                    &to_millis(until).to_string(),
+                    &ttl_millis(COOLDOWN_HASH_SLACK).to_string(),
+                ],
             )
             .await?;
         Ok(())
@@ -502,14 +510,13 @@ impl RedisState {
     /// The raw value and its parsed entry. A value that does not parse (written by another
     /// version, or damaged) reads as absent: the next write replaces it.
     async fn affinity_read(
-        &self,
+        conn: &mut Connection,
         operation: &'static str,
         name: &str,
     ) -> Result<(String, Option<StoredAffinity>), StateError> {
-        let mut conn = self.conn(operation).await?;
         let raw: Option<String> = redis::cmd("GET")
             .arg(name)
-            .query_async(&mut conn)
+            .query_async(conn)
             .await
             .map_err(|e| fail(operation, e))?;
         let raw = raw.unwrap_or_default();
@@ -522,9 +529,9 @@ impl RedisState {
         k: &AffinityKey,
         now: DateTime<Utc>,
     ) -> Result<Option<AffinityEntry>, StateError> {
-        let (_, stored) = self
-            .affinity_read("affinity_get", &self.affinity_name(k))
-            .await?;
+        let mut conn = self.conn("affinity_get").await?;
+        let (_, stored) =
+            Self::affinity_read(&mut conn, "affinity_get", &self.affinity_name(k)).await?;
         Ok(stored
             .map(|s| s.entry)
             .filter(|entry| entry.expires_at > now))
@@ -539,17 +546,24 @@ impl RedisState {
     ) -> Result<AffinityEntry, StateError> {
         let name = self.affinity_name(k);
         let px = ttl_millis(ttl).to_string();
+        // One connection for the whole read-compare-set loop (each pool checkout costs a PING).
+        let mut conn = self.conn("affinity_set").await?;
         for _ in 0..CAS_ATTEMPTS {
-            let (raw, stored) = self.affinity_read("affinity_set", &name).await?;
+            let (raw, stored) = Self::affinity_read(&mut conn, "affinity_set", &name).await?;
             let entry = AffinityEntry::next(stored.as_ref().map(|s| &s.entry), target, ttl, now);
             let json = serde_json::to_string(&StoredAffinity {
                 key: k.clone(),
                 entry: entry.clone(),
             })
             .map_err(|e| fail("affinity_set", e))?;
-            let written: i64 = self
-                .eval("affinity_set", &CAS_SET, &[&name], &[&raw, &json, &px])
-                .await?;
+            let written: i64 = eval_on(
+                &mut conn,
+                "affinity_set",
+                &CAS_SET,
+                &[&name],
+                &[&raw, &json, &px],
+            )
+            .await?;
             if written == 1 {
                 return Ok(entry);
             }
@@ -564,8 +578,10 @@ impl RedisState {
         endpoint_id: &str,
     ) -> Result<bool, StateError> {
         let name = self.affinity_name(k);
+        let mut conn = self.conn("affinity_invalidate").await?;
         for _ in 0..CAS_ATTEMPTS {
-            let (raw, stored) = self.affinity_read("affinity_invalidate", &name).await?;
+            let (raw, stored) =
+                Self::affinity_read(&mut conn, "affinity_invalidate", &name).await?;
             let Some(stored) = stored else {
                 return Ok(false);
             };
@@ -574,9 +590,14 @@ impl RedisState {
             {
                 return Ok(false);
             }
-            let deleted: i64 = self
-                .eval("affinity_invalidate", &CAS_DEL, &[&name], &[&raw])
-                .await?;
+            let deleted: i64 = eval_on(
+                &mut conn,
+                "affinity_invalidate",
+                &CAS_DEL,
+                &[&name],
+                &[&raw],
+            )
+            .await?;
             if deleted == 1 {
                 return Ok(true);
             }
@@ -665,6 +686,26 @@ impl RedisState {
             cursor = next;
         }
     }
+}
+
+async fn eval_on<T: FromRedisValue>(
+    conn: &mut Connection,
+    operation: &'static str,
+    script: &Script,
+    keys: &[&str],
+    args: &[&str],
+) -> Result<T, StateError> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(*key);
+    }
+    for arg in args {
+        invocation.arg(*arg);
+    }
+    invocation
+        .invoke_async(conn)
+        .await
+        .map_err(|e| fail(operation, e))
 }
 
 async fn scan_step(
