@@ -615,3 +615,101 @@ pub fn tried(trace: &serde_json::Value) -> Vec<serde_json::Value> {
         .cloned()
         .collect()
 }
+
+// ---- Routing-state helpers (affinity, slots, breaker and soak tests) ----
+
+/// Creates one more user with a gateway key (another client); returns the key's plaintext.
+pub async fn gateway_key(gw: &Gateway) -> String {
+    use serde_json::json;
+    let (status, user) = send(
+        gw.admin(reqwest::Method::POST, "/users")
+            .json(&json!({"name": format!("user-{}", uuid::Uuid::new_v4().simple())})),
+    )
+    .await;
+    assert_eq!(status, 201, "POST /users: {user}");
+    let (status, key) = send(
+        gw.admin(reqwest::Method::POST, "/gateway-keys")
+            .json(&json!({"user_id": user["id"], "name": "client"})),
+    )
+    .await;
+    assert_eq!(status, 201, "POST /gateway-keys: {key}");
+    key["key"].as_str().expect("plaintext").to_owned()
+}
+
+/// Creates a global model `name` served by each provider in `provider_ids` under the same
+/// upstream name (mock rules can then match on it).
+pub async fn add_model(gw: &Gateway, name: &str, provider_ids: &[&str]) {
+    use serde_json::json;
+    let (status, global) = send(gw.admin(reqwest::Method::POST, "/global-models").json(
+        &json!({"name": name, "pricing": {"tiers": [{"input_price_per_1m": 1.0, "output_price_per_1m": 2.0}]}}),
+    ))
+    .await;
+    assert_eq!(status, 201, "POST /global-models: {global}");
+    for pid in provider_ids {
+        let (status, body) = send(gw.admin(reqwest::Method::POST, "/provider-models").json(
+            &json!({"provider_id": pid, "global_model_id": global["id"], "provider_model_name": name}),
+        ))
+        .await;
+        assert_eq!(status, 201, "POST /provider-models: {body}");
+    }
+}
+
+/// `GET /admin{path}`, which must answer 200.
+pub async fn admin_get(gw: &Gateway, path: &str) -> serde_json::Value {
+    let (status, body) = send(gw.admin(reqwest::Method::GET, path)).await;
+    assert_eq!(status, 200, "GET /admin{path}: {body}");
+    body
+}
+
+/// A key's entry in `GET /admin/health` (`circuit`, `window`, `error_rate`…); `Null` while the
+/// health monitor has not seen the key.
+pub async fn key_health(gw: &Gateway, key_id: &str) -> serde_json::Value {
+    admin_get(gw, "/health").await["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["key_id"] == key_id)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A key's entry in `GET /admin/slots` (`in_flight`, `learned_limit`, `adaptive`…); `Null` while
+/// the key has never been asked for a slot.
+pub async fn key_slots(gw: &Gateway, key_id: &str) -> serde_json::Value {
+    admin_get(gw, "/slots").await["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["key_id"] == key_id)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `GET /status` (admin token).
+pub async fn gateway_status(gw: &Gateway) -> serde_json::Value {
+    let (status, body) = send(client().get(gw.url("/status")).bearer_auth(&gw.admin_token)).await;
+    assert_eq!(status, 200, "GET /status: {body}");
+    body
+}
+
+/// `candidate:retry:status:error_type:status_code` of every attempt row of a trace, in order
+/// (`-` for a missing value), for compact assertions.
+pub fn attempt_rows(trace: &serde_json::Value) -> Vec<String> {
+    trace["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            format!(
+                "{}:{}:{}:{}:{}",
+                a["candidate_index"],
+                a["retry_index"],
+                a["status"].as_str().unwrap_or("?"),
+                a["error_type"].as_str().unwrap_or("-"),
+                a["status_code"]
+                    .as_i64()
+                    .map_or_else(|| "-".to_owned(), |c| c.to_string())
+            )
+        })
+        .collect()
+}

@@ -56,6 +56,16 @@ pub fn mask(secret: &str) -> String {
     format!("{head}…{tail}")
 }
 
+/// `text` with every occurrence of `secret` replaced by `[redacted]`, for upstream text that may
+/// echo the credential it was sent (some providers quote the key in an error message). Secrets
+/// shorter than 8 characters are left alone: replacing them would mangle ordinary words.
+pub fn redact<'a>(text: &'a str, secret: &str) -> std::borrow::Cow<'a, str> {
+    if secret.len() < 8 || !text.contains(secret) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.replace(secret, "[redacted]"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +82,16 @@ mod tests {
         assert_eq!(mask("sk-live-very-secret-value"), "sk-l…alue");
         assert_eq!(mask("short"), "****");
         assert_eq!(mask("exactly12chr"), "****");
+    }
+
+    #[test]
+    fn redact_removes_every_echo_of_the_secret() {
+        let key = "sk-live-very-secret-value";
+        assert_eq!(
+            redact(&format!("bad key {key}; again {key}"), key),
+            "bad key [redacted]; again [redacted]"
+        );
+        assert_eq!(redact("nothing here", key), "nothing here");
+        assert_eq!(redact("a short key abc", "abc"), "a short key abc");
     }
 }

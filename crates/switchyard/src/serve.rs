@@ -69,6 +69,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })
     .workers(config.workers)
     .shutdown_timeout(config.shutdown_timeout_secs)
+    // A client that closes its side has gone away: stop serving it at once, so that a stream
+    // whose upstream is silent releases its slot and is recorded as 499 now, not when the next
+    // write fails (which a stalled upstream may delay until the idle timeout).
+    .h1_allow_half_closed(false)
     .on_connect(|conn, _ext| {
         // Without TCP_NODELAY a kept-alive client waits ~40 ms per request for delayed ACKs.
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {

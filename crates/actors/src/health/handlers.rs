@@ -85,6 +85,11 @@ impl Handler<AcquireProbe> for HealthMonitor {
 
     fn handle(&mut self, msg: AcquireProbe, _ctx: &mut Self::Context) -> Self::Result {
         let config = self.config.clone();
+        // The open → half-open change is driven by the clock; the first probe request reports it.
+        if let Some(transition) = self.breaker(&msg.key_id).tick(msg.now) {
+            self.dirty.insert(msg.key_id.clone());
+            self.announce(&msg.key_id, transition, msg.now);
+        }
         let before = self.breaker(&msg.key_id).state(msg.now);
         let admission = self.breaker(&msg.key_id).admit(msg.now, &config);
         if matches!(before, CircuitState::HalfOpen) && matches!(admission, Admission::Probe) {

@@ -93,6 +93,3 @@ impl actix::Actor for HealthMonitor {
         actix::Running::Stop
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -6,10 +6,12 @@
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 use switchyard_core::catalog::{Endpoint, ProviderKey};
 use switchyard_core::outcome::UpstreamOutcome;
 use switchyard_core::ratelimit;
+use switchyard_core::secret::redact;
 use switchyard_formats::body::{BodyKind, inspect_json_body, looks_like_html};
 use switchyard_formats::error_body::parse_error_body;
 use switchyard_formats::openai::chat::{StreamEvent, classify_stream_event};
@@ -66,6 +68,15 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The client went away before the attempt finished.
+    pub fn client_gone() -> Self {
+        Self::failed(
+            UpstreamOutcome::ClientGone,
+            None,
+            "the client went away before the answer",
+        )
+    }
+
     fn failed(outcome: UpstreamOutcome, status: Option<u16>, detail: impl Into<String>) -> Self {
         Self {
             outcome,
@@ -77,8 +88,50 @@ impl Attempt {
 }
 
 /// Runs one attempt. `deadline` bounds everything here together with the endpoint timeouts.
+/// Upstream text that echoes the provider key (some error messages quote it) has it redacted
+/// before it reaches records, logs or the client.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
+    clients: &UpstreamClients,
+    endpoint: &Endpoint,
+    key: &ProviderKey,
+    upstream_model: &str,
+    stream: bool,
+    body: Bytes,
+    client_headers: &[(String, String)],
+    deadline: Instant,
+) -> Attempt {
+    let mut attempt = call(
+        clients,
+        endpoint,
+        key,
+        upstream_model,
+        stream,
+        body,
+        client_headers,
+        deadline,
+    )
+    .await;
+    let secret = key.secret.expose();
+    let scrub = |text: &mut String| {
+        if let Cow::Owned(clean) = redact(text, secret) {
+            *text = clean;
+        }
+    };
+    if let Some(detail) = &mut attempt.detail {
+        scrub(detail);
+    }
+    if let UpstreamOutcome::Http { body, .. } | UpstreamOutcome::ErrorInBody { body } =
+        &mut attempt.outcome
+    {
+        scrub(&mut body.message);
+        scrub(&mut body.raw);
+    }
+    attempt
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call(
     clients: &UpstreamClients,
     endpoint: &Endpoint,
     key: &ProviderKey,

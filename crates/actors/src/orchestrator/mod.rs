@@ -76,10 +76,36 @@ impl Drop for InFlight {
     }
 }
 
+/// Held by the HTTP handler while its client waits for the answer. Dropping it (actix drops the
+/// handler when the client goes away) tells the orchestrator to stop: the upstream call is
+/// dropped, the slot freed and the request recorded 499 — no failover for nobody.
+#[derive(Debug)]
+pub struct ClientPresence {
+    _alive: tokio::sync::watch::Sender<()>,
+}
+
+/// The orchestrator's side of [`ClientPresence`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClientWatch(Option<tokio::sync::watch::Receiver<()>>);
+
+impl ClientWatch {
+    /// Resolves once the client has gone; never when nobody watches.
+    pub(crate) async fn gone(&self) {
+        match &self.0 {
+            Some(rx) => {
+                let mut rx = rx.clone();
+                while rx.changed().await.is_ok() {}
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// The per-request actor.
 #[derive(Debug, Default)]
 pub struct Orchestrator {
     context: Option<RequestContext>,
+    client: ClientWatch,
 }
 
 impl Orchestrator {
@@ -87,7 +113,18 @@ impl Orchestrator {
     pub fn new(context: RequestContext) -> Self {
         Self {
             context: Some(context),
+            client: ClientWatch::default(),
         }
+    }
+
+    /// An orchestrator that stops when the returned guard is dropped (the client went away).
+    pub fn watching(context: RequestContext) -> (Self, ClientPresence) {
+        let (alive, watch) = tokio::sync::watch::channel(());
+        let orchestrator = Self {
+            context: Some(context),
+            client: ClientWatch(Some(watch)),
+        };
+        (orchestrator, ClientPresence { _alive: alive })
     }
 }
 
@@ -108,10 +145,11 @@ impl Handler<Execute> for Orchestrator {
 
     fn handle(&mut self, _msg: Execute, _ctx: &mut Self::Context) -> Self::Result {
         let context = self.context.take();
+        let client = self.client.clone();
         Box::pin(
             async move {
                 match context {
-                    Some(context) => run::run(context).await,
+                    Some(context) => run::run(context, client).await,
                     None => Err(Failure::internal("the request was already executed")),
                 }
             }

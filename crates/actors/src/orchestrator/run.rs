@@ -1,15 +1,16 @@
 //! The failover loop.
 
-use super::RequestContext;
 use super::attempt::{self, Success};
 use super::record::{Finaliser, RequestRecord, Serving};
 use super::relay::RelayStream;
+use super::{ClientWatch, RequestContext};
 use crate::health::messages::{AcquireProbe, Outcome};
 use crate::scheduler::messages::{InvalidateAffinity, Resolve, SetAffinity};
 use crate::slots::KeySlots;
 use crate::slots::messages::{AcquireSlot, Denied, ObserveOutcome, Observed};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use switchyard_core::backoff::backoff;
 use switchyard_core::breaker::Admission;
 use switchyard_core::classify::{Verdict, classify};
 use switchyard_core::outcome::UpstreamOutcome;
-use switchyard_core::routing::{AffinityTarget, Candidate, Resolution, RouteError};
+use switchyard_core::routing::{AffinityTarget, Candidate, Resolution, RouteError, SkipReason};
 use switchyard_formats::openai::chat::upstream_body;
 use switchyard_formats::usage::Usage;
 use switchyard_store::records::AttemptStatus;
@@ -41,8 +42,8 @@ pub struct Failure {
     pub status: u16,
     /// Envelope `type`.
     pub error_type: &'static str,
-    /// Envelope `code`.
-    pub code: &'static str,
+    /// Envelope `code` (the upstream's own code when it rejected the request).
+    pub code: Cow<'static, str>,
     /// Human message (no secrets).
     pub message: String,
     /// `Retry-After` seconds, for 429 and 503.
@@ -55,7 +56,7 @@ impl Failure {
         Failure {
             status: 500,
             error_type: "server_error",
-            code: "internal_error",
+            code: "internal_error".into(),
             message: message.to_owned(),
             retry_after: None,
         }
@@ -65,7 +66,7 @@ impl Failure {
         Failure {
             status: 503,
             error_type: "server_error",
-            code: "service_unavailable",
+            code: "service_unavailable".into(),
             message,
             retry_after: Some(1),
         }
@@ -89,6 +90,8 @@ struct Tally {
     last_serving: Option<Serving>,
     capacity_denied: Vec<usize>,
     throttled_until: Option<DateTime<Utc>>,
+    /// Attempts that ended in a 429.
+    rate_limited: u32,
     circuit_skips: u32,
     waited_rate_limit: bool,
     deadline_hit: bool,
@@ -101,7 +104,7 @@ impl Tally {
 }
 
 /// Runs one request to its settlement.
-pub async fn run(ctx: RequestContext) -> Result<Settled, Failure> {
+pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Failure> {
     let system = ctx.system.clone();
     let config = system.config.clone();
     let deadline = ctx.started + config.request_deadline;
@@ -194,6 +197,11 @@ pub async fn run(ctx: RequestContext) -> Result<Settled, Failure> {
             .count() as u32,
         ..Tally::default()
     };
+    for candidate in &resolution.candidates {
+        if let Some(SkipReason::CoolingDown { until, .. }) = &candidate.skip {
+            tally.throttled(*until);
+        }
+    }
     let first_usable = resolution.candidates.iter().position(|c| c.skip.is_none());
     let looper = Looper {
         ctx: &ctx,
@@ -202,6 +210,7 @@ pub async fn run(ctx: RequestContext) -> Result<Settled, Failure> {
         probing: &resolved.probing,
         first_usable,
         deadline,
+        client: &client,
     };
     for (index, candidate) in resolution.candidates.iter().enumerate() {
         if candidate.skip.is_some() {
@@ -264,21 +273,21 @@ fn route_failure(route: &RouteError) -> Failure {
         RouteError::ModelNotFound => Failure {
             status: 404,
             error_type: "invalid_request_error",
-            code: "model_not_found",
+            code: "model_not_found".into(),
             message: "The model does not exist or is not served by this gateway.".into(),
             retry_after: None,
         },
         RouteError::ModelNotAllowed => Failure {
             status: 403,
             error_type: "permission_error",
-            code: "model_not_allowed",
+            code: "model_not_allowed".into(),
             message: "This key may not use this model.".into(),
             retry_after: None,
         },
         RouteError::FormatNotAllowed => Failure {
             status: 403,
             error_type: "permission_error",
-            code: "api_format_not_allowed",
+            code: "api_format_not_allowed".into(),
             message: "This key may not use this API.".into(),
             retry_after: None,
         },
@@ -288,25 +297,33 @@ fn route_failure(route: &RouteError) -> Failure {
 
 fn final_failure(tally: &Tally, candidates: usize, deadline: Instant) -> Failure {
     let now = Utc::now();
-    if tally.attempts == 0 && (!tally.capacity_denied.is_empty() || tally.throttled_until.is_some())
-    {
+    let busy = || {
         let retry_after = tally
             .throttled_until
             .map(|t| (t - now).num_milliseconds().max(0) as u64)
             .map_or(1, |ms| ms.div_ceil(1000).max(1));
-        return Failure {
+        Failure {
             status: 429,
             error_type: "rate_limit_error",
-            code: "rate_limit_exceeded",
+            code: "rate_limit_exceeded".into(),
             message: "Every upstream for this model is busy or rate limited; retry later.".into(),
             retry_after: Some(retry_after),
-        };
+        }
+    };
+    if tally.attempts == 0 && (!tally.capacity_denied.is_empty() || tally.throttled_until.is_some())
+    {
+        return busy();
+    }
+    // Every upstream that was tried answered 429: nothing is broken, the client should come
+    // back when the earliest cool-down ends.
+    if tally.attempts > 0 && tally.failed == tally.rate_limited && tally.throttled_until.is_some() {
+        return busy();
     }
     if tally.deadline_hit || Instant::now() >= deadline {
         return Failure {
             status: 504,
             error_type: "server_error",
-            code: "deadline_exceeded",
+            code: "deadline_exceeded".into(),
             message: format!(
                 "The request deadline passed after {} upstream attempt(s){}.",
                 tally.attempts,
@@ -324,7 +341,7 @@ fn final_failure(tally: &Tally, candidates: usize, deadline: Instant) -> Failure
     Failure {
         status: 502,
         error_type: "server_error",
-        code: "upstream_failed",
+        code: "upstream_failed".into(),
         message: format!(
             "All {} upstream attempt(s) failed{}.",
             tally.failed,
@@ -350,6 +367,7 @@ struct Looper<'a> {
     probing: &'a [String],
     first_usable: Option<usize>,
     deadline: Instant,
+    client: &'a ClientWatch,
 }
 
 impl Looper<'_> {
@@ -395,7 +413,10 @@ impl Looper<'_> {
         let serving = Serving::of(candidate, &self.resolution.global_model);
         // The affinity hit may get one more try: its warm cache is worth it.
         let max_retries = endpoint.max_retries + u32::from(candidate.is_cached);
-        let mut retry: u32 = 0;
+        // After the bounded wait, retry index 0 already holds the candidate's skip row (a final
+        // row the attempt must not collide with): number this pass's attempts from 1.
+        let first_retry = u32::from(wait.is_some());
+        let mut retry: u32 = first_retry;
         loop {
             if Instant::now() >= self.deadline {
                 tally.deadline_hit = true;
@@ -482,17 +503,20 @@ impl Looper<'_> {
             let started_at = Utc::now();
             let started = Instant::now();
             let body = upstream_body(&self.ctx.request, &candidate.upstream_model);
-            let attempt = attempt::run(
-                &system.clients,
-                endpoint,
-                key,
-                &candidate.upstream_model,
-                self.ctx.request.stream,
-                body,
-                &self.ctx.client_headers,
-                self.deadline,
-            )
-            .await;
+            // A client that leaves takes the upstream call with it (dropping it closes it).
+            let attempt = tokio::select! {
+                attempt = attempt::run(
+                    &system.clients,
+                    endpoint,
+                    key,
+                    &candidate.upstream_model,
+                    self.ctx.request.stream,
+                    body,
+                    &self.ctx.client_headers,
+                    self.deadline,
+                ) => attempt,
+                () = self.client.gone() => attempt::Attempt::client_gone(),
+            };
             let class = classify(&attempt.outcome);
             let now = Utc::now();
             system.health.pick(&key.id).tell(Outcome {
@@ -566,15 +590,17 @@ impl Looper<'_> {
                 Verdict::RetrySame => {
                     self.failed(row, &attempt, tally, &serving);
                     drop(lease);
-                    if retry < max_retries {
+                    if retry - first_retry < max_retries {
                         let pause = backoff(
-                            retry,
+                            retry - first_retry,
                             config.retry_base,
                             config.retry_max,
                             rand::random::<f64>(),
                         );
                         if Instant::now() + pause < self.deadline {
-                            tokio::time::sleep(pause).await;
+                            if !self.pause(pause).await {
+                                return self.client_left(&serving);
+                            }
                             retry += 1;
                             continue;
                         }
@@ -587,6 +613,7 @@ impl Looper<'_> {
                 }
                 Verdict::RateLimited => {
                     self.failed(row, &attempt, tally, &serving);
+                    tally.rate_limited += 1;
                     drop(lease);
                     let rest = retry_after.unwrap_or(config.default_cooldown);
                     tally.throttled(now + chrono::Duration::from_std(rest).unwrap_or_default());
@@ -598,7 +625,9 @@ impl Looper<'_> {
                         && Instant::now() + rest < self.deadline
                     {
                         tally.waited_rate_limit = true;
-                        tokio::time::sleep(rest).await;
+                        if !self.pause(rest).await {
+                            return self.client_left(&serving);
+                        }
                         retry += 1;
                         continue;
                     }
@@ -607,15 +636,18 @@ impl Looper<'_> {
                 Verdict::Stop => {
                     self.failed(row, &attempt, tally, &serving);
                     let status = class.client_status.unwrap_or(400);
-                    let message = match &attempt.outcome {
+                    let (message, code) = match &attempt.outcome {
                         UpstreamOutcome::Http { body, .. }
-                        | UpstreamOutcome::ErrorInBody { body } => body.message.clone(),
-                        _ => "The upstream rejected the request.".into(),
+                        | UpstreamOutcome::ErrorInBody { body } => {
+                            (body.message.clone(), body.reason.clone())
+                        }
+                        _ => ("The upstream rejected the request.".into(), None),
                     };
+                    // The upstream's own code (`context_length_exceeded`…): clients act on it.
                     let failure = Failure {
                         status,
                         error_type: "invalid_request_error",
-                        code: "upstream_rejected_request",
+                        code: code.map_or(Cow::Borrowed("upstream_rejected_request"), Cow::Owned),
                         message,
                         retry_after: None,
                     };
@@ -630,24 +662,41 @@ impl Looper<'_> {
                 }
                 Verdict::Abort => {
                     self.failed(row, &attempt, tally, &serving);
-                    let failure = Failure {
-                        status: 499,
-                        error_type: "client_error",
-                        code: "client_closed_request",
-                        message: "The client went away.".into(),
-                        retry_after: None,
-                    };
-                    self.record.finish(
-                        499,
-                        Some(failure.message.clone()),
-                        Some(&serving),
-                        Usage::default(),
-                        None,
-                    );
-                    return Step::Stop(failure);
+                    return self.client_left(&serving);
                 }
             }
         }
+    }
+
+    /// Sleeps; `false` when the client went away meanwhile.
+    async fn pause(&self, pause: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => true,
+            () = self.client.gone() => false,
+        }
+    }
+
+    /// The client went away: nobody to answer, the request ends as 499.
+    fn client_left(&self, serving: &Serving) -> Step {
+        let failure = Failure {
+            status: 499,
+            error_type: "client_error",
+            code: "client_closed_request".into(),
+            message: "The client went away.".into(),
+            retry_after: None,
+        };
+        self.record
+            .counters
+            .client_gone
+            .fetch_add(1, Ordering::Relaxed);
+        self.record.finish(
+            499,
+            Some(failure.message.clone()),
+            Some(serving),
+            Usage::default(),
+            None,
+        );
+        Step::Stop(failure)
     }
 
     fn failed(

@@ -15,7 +15,12 @@ impl Recorder {
     /// one while both are still in the buffer.
     fn push_usage(&mut self, row: UsageRow) {
         match self.usage_index.get(&row.request_id) {
-            Some(&i) => self.pending.usage[i] = row,
+            // Same guard as the database: a final state is never replaced.
+            Some(&i) => {
+                if self.pending.usage[i].status.can_become(row.status) {
+                    self.pending.usage[i] = row;
+                }
+            }
             None => {
                 self.usage_index
                     .insert(row.request_id.clone(), self.pending.usage.len());

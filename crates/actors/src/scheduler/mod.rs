@@ -73,6 +73,3 @@ impl RoutingView for View<'_> {
         self.cooldowns.get(provider_key_id).copied()
     }
 }
-
-#[cfg(test)]
-mod tests;

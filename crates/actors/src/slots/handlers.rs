@@ -98,6 +98,14 @@ impl KeySlots {
 
     fn serve_key(&mut self, key_id: &str, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        // One try at a time per key, or the second waiter could get the slot the first one is
+        // still asking the shared state for (FIFO broken whenever that state is remote).
+        if let Some(entry) = self.keys.get_mut(key_id)
+            && entry.serving
+        {
+            entry.rerun = true;
+            return;
+        }
         // The first waiter still interested and in time; the others are answered or dropped.
         let waiter = loop {
             let Some(front) = self
@@ -124,34 +132,47 @@ impl KeySlots {
                 return;
             }
         };
+        if let Some(entry) = self.keys.get_mut(key_id) {
+            entry.serving = true;
+            entry.rerun = false;
+        }
         let state = self.state.clone();
+        let key = key_id.to_owned();
         ctx.spawn(
-            execute(state.clone(), plan).into_actor(self).map(
-                move |result, act, _ctx| match result {
-                    Ok(granted) => {
-                        act.granted(&waiter.request.key_id, granted);
-                        act.counters.waited.fetch_add(1, Ordering::Relaxed);
-                        if let Err(Ok(_)) = waiter.reply.send(Ok(granted)) {
-                            // The requester left meanwhile: give the slot straight back.
-                            let r = waiter.request;
-                            actix::spawn(async move {
-                                let _ = state.release(&r.key_id, &r.endpoint_id, &r.lease_id).await;
+            execute(state.clone(), plan)
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    match result {
+                        Ok(granted) => {
+                            act.granted(&waiter.request.key_id, granted);
+                            act.counters.waited.fetch_add(1, Ordering::Relaxed);
+                            if let Err(Ok(_)) = waiter.reply.send(Ok(granted)) {
+                                // The requester left meanwhile: give the slot straight back.
+                                let r = waiter.request;
+                                actix::spawn(async move {
+                                    let _ =
+                                        state.release(&r.key_id, &r.endpoint_id, &r.lease_id).await;
+                                });
+                            }
+                        }
+                        Err(denied @ (Denied::KeyFull { .. } | Denied::EndpointFull { .. })) => {
+                            // Still full: back to the head of the line.
+                            let key = waiter.request.key_id.clone();
+                            act.keys.entry(key).or_default().waiters.push_front(Waiter {
+                                last_denial: denied,
+                                ..waiter
                             });
                         }
+                        Err(other) => {
+                            let _ = waiter.reply.send(Err(other));
+                        }
                     }
-                    Err(denied @ (Denied::KeyFull { .. } | Denied::EndpointFull { .. })) => {
-                        // Still full: back to the head of the line.
-                        let key = waiter.request.key_id.clone();
-                        act.keys.entry(key).or_default().waiters.push_front(Waiter {
-                            last_denial: denied,
-                            ..waiter
-                        });
+                    let entry = act.keys.entry(key.clone()).or_default();
+                    entry.serving = false;
+                    if std::mem::take(&mut entry.rerun) {
+                        act.serve_key(&key, ctx);
                     }
-                    Err(other) => {
-                        let _ = waiter.reply.send(Err(other));
-                    }
-                },
-            ),
+                }),
         );
     }
 

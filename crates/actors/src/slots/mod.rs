@@ -49,6 +49,10 @@ struct KeyEntry {
     /// In-flight count seen at the last grant (for the reservation ratio).
     last_in_flight: u32,
     waiters: VecDeque<handlers::Waiter>,
+    /// The head waiter is out of the queue, trying for a slot: nobody else may jump ahead.
+    serving: bool,
+    /// A slot may have freed while the head waiter was trying: try again when it is back.
+    rerun: bool,
 }
 
 /// One KeySlots shard.
@@ -132,6 +136,3 @@ impl Drop for Lease {
         });
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -95,10 +95,10 @@ pub async fn chat_completions(
         started,
     };
     // Started on this worker's Arbiter: the request never hops threads for its orchestrator.
-    let orchestrator = state
-        .system
-        .orchestrators
-        .handle(Orchestrator::new(context).start());
+    // `_presence` lives as long as this handler: actix drops the handler when the client goes
+    // away, and the orchestrator then stops instead of answering nobody.
+    let (orchestrator, _presence) = Orchestrator::watching(context);
+    let orchestrator = state.system.orchestrators.handle(orchestrator.start());
     let budget = state.system.config.request_deadline + Duration::from_secs(5);
     let settled = match orchestrator.ask(Execute, budget).await {
         Ok(settled) => settled,

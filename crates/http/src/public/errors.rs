@@ -34,7 +34,7 @@ pub fn failure_response(failure: &Failure, request_id: &str) -> HttpResponse {
     openai_error(
         failure.status,
         failure.error_type,
-        failure.code,
+        &failure.code,
         &failure.message,
         failure.retry_after,
         Some(request_id),

@@ -1,1 +1,0 @@
-//! Tests are in the crate's integration tests.

@@ -1,0 +1,360 @@
+//! The actors with real messages on a real actix system: the Scheduler resolves and follows
+//! circuit and cool-down pushes, the HealthMonitor opens a circuit and tells the Scheduler,
+//! KeySlots grants, refuses, queues and releases, the Recorder writes one final row per request,
+//! and every mailbox is metered.
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test set-up fails loudly"
+)]
+
+use chrono::Utc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_actors::ActorSystem;
+use switchyard_actors::RoutingConfig;
+use switchyard_actors::health::messages::{HealthOf, Outcome};
+use switchyard_actors::recorder::messages::{Flush, RequestFinished, RequestOpened};
+use switchyard_actors::scheduler::messages::{KeyCooling, Resolve};
+use switchyard_actors::slots::KeySlots;
+use switchyard_actors::slots::messages::{AcquireSlot, Denied};
+use switchyard_core::ApiFormat;
+use switchyard_core::SecretString;
+use switchyard_core::catalog::{
+    BillingType, Catalog, CatalogParts, Endpoint, GatewayKey, GlobalModel, Provider, ProviderKey,
+    ProviderModel, User,
+};
+use switchyard_core::classify::HealthEffect;
+use switchyard_core::pricing::TieredPricing;
+use switchyard_core::routing::SkipReason;
+use switchyard_store::records::{UsageRow, UsageStatus};
+use switchyard_store::state::SharedState;
+
+const ASK: Duration = Duration::from_secs(5);
+
+fn key(id: &str, endpoint: &str) -> ProviderKey {
+    ProviderKey {
+        id: id.into(),
+        endpoint_id: endpoint.into(),
+        name: id.into(),
+        secret: SecretString::new(format!("secret-{id}")),
+        internal_priority: Some(50),
+        global_priority: None,
+        max_concurrent: None,
+        rpm_limit: None,
+        allowed_models: None,
+        capabilities: BTreeMap::new(),
+        cache_ttl_minutes: 5,
+        rate_multiplier: 1.0,
+        expires_at: None,
+    }
+}
+
+fn catalog() -> Arc<Catalog> {
+    let provider = |name: &str, priority: i32| Provider {
+        id: format!("p-{name}"),
+        name: name.into(),
+        priority,
+        billing_type: BillingType::PayAsYouGo,
+        endpoints: vec![Endpoint {
+            id: format!("e-{name}"),
+            provider_id: format!("p-{name}"),
+            api_format: ApiFormat::OpenAi,
+            base_url: "http://127.0.0.1:9".into(),
+            custom_path: None,
+            headers: BTreeMap::new(),
+            timeout_secs: 30,
+            header_timeout_secs: 5,
+            first_byte_timeout_secs: 5,
+            max_retries: 1,
+            max_concurrent: None,
+            keys: vec![key(&format!("k-{name}"), &format!("e-{name}"))],
+        }],
+        models: HashMap::from([(
+            "g".to_owned(),
+            ProviderModel {
+                id: format!("pm-{name}"),
+                global_model_id: "g".into(),
+                provider_model_name: "m".into(),
+                mappings: vec![],
+                pricing: None,
+                price_per_request: None,
+                supports_streaming: true,
+            },
+        )]),
+    };
+    Arc::new(Catalog::build(
+        1,
+        CatalogParts {
+            providers: vec![provider("primary", 10), provider("fallback", 20)],
+            global_models: vec![GlobalModel {
+                id: "g".into(),
+                name: "m".into(),
+                default_pricing: TieredPricing::flat(1.0, 2.0),
+                default_price_per_request: None,
+                supported_capabilities: vec![],
+            }],
+            ..CatalogParts::default()
+        },
+    ))
+}
+
+fn client() -> (Arc<GatewayKey>, Arc<User>) {
+    (
+        Arc::new(GatewayKey {
+            id: "gk".into(),
+            user_id: "u".into(),
+            name: "gk".into(),
+            expires_at: None,
+            is_standalone: false,
+            balance_usd: None,
+            balance_used_usd: 0.0,
+            allowed_providers: None,
+            allowed_endpoints: None,
+            allowed_api_formats: None,
+            allowed_models: None,
+            force_capabilities: BTreeMap::new(),
+        }),
+        Arc::new(User {
+            id: "u".into(),
+            name: "u".into(),
+            is_admin: false,
+            allowed_providers: None,
+            allowed_endpoints: None,
+            allowed_models: None,
+            model_capability_settings: BTreeMap::new(),
+            quota_usd: None,
+            used_usd: 0.0,
+        }),
+    )
+}
+
+fn resolve() -> Resolve {
+    let (gateway_key, user) = client();
+    Resolve {
+        model: "m".into(),
+        format: ApiFormat::OpenAi,
+        stream: false,
+        gateway_key,
+        user,
+        capabilities: BTreeMap::new(),
+        affinity_key: "gk".into(),
+        now: Utc::now(),
+    }
+}
+
+async fn system(shards: usize) -> (ActorSystem, switchyard_store::testing::TestDb) {
+    let db = switchyard_store::testing::sqlite().await;
+    let config = RoutingConfig {
+        shards,
+        record_flush: Duration::from_millis(20),
+        ..RoutingConfig::default()
+    };
+    let system = ActorSystem::start(
+        config,
+        catalog(),
+        db.db.clone(),
+        SharedState::memory(),
+        false,
+    );
+    (system, db)
+}
+
+async fn order(system: &ActorSystem) -> Vec<(String, Option<SkipReason>)> {
+    let resolved = system
+        .scheduler
+        .pick("gk")
+        .ask(resolve(), ASK)
+        .await
+        .expect("answered")
+        .expect("resolved");
+    resolved
+        .resolution
+        .candidates
+        .iter()
+        .map(|c| (c.key().id.clone(), c.skip.clone()))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn failures_open_the_circuit_and_the_scheduler_skips_the_key() {
+    for shards in [1, 3] {
+        let (system, db) = system(shards).await;
+        assert_eq!(order(&system).await[0], ("k-primary".to_owned(), None));
+        for _ in 0..6 {
+            system.health.pick("k-primary").tell(Outcome {
+                key_id: "k-primary".into(),
+                effect: HealthEffect::Failure,
+                probe: false,
+                now: Utc::now(),
+            });
+        }
+        let health = system
+            .health
+            .pick("k-primary")
+            .ask(
+                HealthOf {
+                    key_id: Some("k-primary".into()),
+                    now: Utc::now(),
+                },
+                ASK,
+            )
+            .await
+            .expect("answered");
+        assert_eq!(health[0].circuit, "open", "shards={shards}");
+        // The push reaches every Scheduler shard; poll until this one has it.
+        let mut skipped = false;
+        for _ in 0..100 {
+            let candidates = order(&system).await;
+            if matches!(candidates[0].1, Some(SkipReason::CircuitOpen { .. })) {
+                assert_eq!(candidates[1], ("k-fallback".to_owned(), None));
+                skipped = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            skipped,
+            "the scheduler never learned the circuit opened (shards={shards})"
+        );
+        system.stop();
+        db.finish().await;
+    }
+}
+
+#[actix_rt::test]
+async fn cooling_keys_are_skipped_until_the_cool_down_ends() {
+    let (system, db) = system(1).await;
+    let until = Utc::now() + chrono::Duration::milliseconds(300);
+    system.scheduler.pick("gk").tell(KeyCooling {
+        key_id: "k-primary".into(),
+        until: Some(until),
+    });
+    assert!(matches!(
+        order(&system).await[0].1,
+        Some(SkipReason::CoolingDown { .. })
+    ));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        order(&system).await[0].1,
+        None,
+        "still skipped after the cool-down ended"
+    );
+    system.stop();
+    db.finish().await;
+}
+
+fn acquire(lease: &str, limit: u32, wait: Option<Duration>) -> AcquireSlot {
+    AcquireSlot {
+        key_id: "k-primary".into(),
+        endpoint_id: "e-primary".into(),
+        lease_id: lease.into(),
+        fixed_limit: Some(limit),
+        endpoint_limit: None,
+        rpm_limit: None,
+        cache_warm: true,
+        wait,
+    }
+}
+
+#[actix_rt::test]
+async fn slots_grant_refuse_queue_and_release_on_drop() {
+    let (system, db) = system(1).await;
+    let slots = system.slots.pick("k-primary").clone();
+    let first = acquire("a", 1, None);
+    let granted = slots
+        .ask(first.clone(), ASK)
+        .await
+        .expect("answered")
+        .expect("granted");
+    let lease = KeySlots::lease(&slots, &first, granted);
+    let refused = slots
+        .ask(acquire("b", 1, None), ASK)
+        .await
+        .expect("answered");
+    assert!(
+        matches!(
+            refused,
+            Err(Denied::KeyFull {
+                in_flight: 1,
+                limit: 1
+            })
+        ),
+        "{refused:?}"
+    );
+    // A waiter gets the slot as soon as the lease is dropped.
+    let waiting = {
+        let slots = slots.clone();
+        tokio::spawn(async move {
+            slots
+                .ask(acquire("c", 1, Some(Duration::from_secs(5))), ASK * 2)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(lease);
+    let waited = waiting.await.expect("joined").expect("answered");
+    assert!(
+        waited.is_ok(),
+        "the waiter did not get the freed slot: {waited:?}"
+    );
+    // A waiter past its time is refused.
+    let late = slots
+        .ask(acquire("d", 1, Some(Duration::from_millis(200))), ASK)
+        .await
+        .expect("answered");
+    assert!(matches!(late, Err(Denied::KeyFull { .. })), "{late:?}");
+    system.stop();
+    db.finish().await;
+}
+
+#[actix_rt::test]
+async fn the_recorder_writes_one_final_row_and_meters_its_mailbox() {
+    let (system, db) = system(2).await;
+    let recorder = system.recorder.pick("req-1").clone();
+    let now = Utc::now();
+    recorder.tell(RequestOpened {
+        usage: UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Pending, now),
+        attempts: vec![],
+    });
+    let mut done = UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Completed, now);
+    done.status_code = Some(200);
+    recorder.tell(RequestFinished {
+        usage: done,
+        spend: None,
+    });
+    let mut late = UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Failed, now);
+    late.status_code = Some(500);
+    recorder.tell(RequestFinished {
+        usage: late,
+        spend: None,
+    });
+    recorder.ask(Flush, ASK).await.expect("flushed");
+    use sea_orm::EntityTrait;
+    let rows = switchyard_store::entity::usage::Entity::find()
+        .all(&db.db)
+        .await
+        .expect("query");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].status_code),
+        ("completed", Some(200)),
+        "a final row was overwritten"
+    );
+    let snapshot = system
+        .registry
+        .snapshots()
+        .into_iter()
+        .find(|s| s.actor == "Recorder" && s.handled >= 4)
+        .expect("recorder meter");
+    assert_eq!(snapshot.depth, 0);
+    assert!(
+        snapshot
+            .messages
+            .iter()
+            .any(|m| m.message == "RequestFinished" && m.handled == 2)
+    );
+    system.stop();
+    db.finish().await;
+}
