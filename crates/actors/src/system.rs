@@ -1,5 +1,5 @@
-//! Starting the actors: N shards of each long-lived actor, each shard on its own Arbiter
-//! (thread), and the handle the HTTP layer uses to reach them.
+//! Starting the actors: N shards of each long-lived actor on N Arbiters (threads), shard i of
+//! every actor on arbiter i, and the handle the HTTP layer uses to reach them.
 
 use crate::config::RoutingConfig;
 use crate::handle::{Handle, Shards};
@@ -81,20 +81,18 @@ impl ActorSystem {
     ) -> ActorSystem {
         let registry = MeterRegistry::default();
         let shards = config.shards.max(1);
-        let mut arbiters = Vec::new();
-        let mut arbiter = || {
-            let a = Arbiter::new();
-            let h = a.handle();
-            arbiters.push(h.clone());
-            h
-        };
+        // Shard i of every actor lives on arbiter i: a request's messages to the Scheduler,
+        // KeySlots, HealthMonitor and Recorder wake one thread instead of four, which on a small
+        // machine is the difference between handling messages and switching threads.
+        let arbiters: Vec<ArbiterHandle> = (0..shards).map(|_| Arbiter::new().handle()).collect();
+        let arbiter = |i: usize| arbiters[i % arbiters.len()].clone();
         let affinity = Arc::new(AffinityStats::default());
         let scheduler = Shards::new(
             (0..shards)
                 .map(|i| {
                     let (catalog, state, stats) =
                         (catalog.clone(), state.clone(), affinity.clone());
-                    let addr = Scheduler::start_in_arbiter(&arbiter(), move |_| {
+                    let addr = Scheduler::start_in_arbiter(&arbiter(i), move |_| {
                         Scheduler::new(catalog, state, stats)
                     });
                     Handle::new(addr, "Scheduler", i, &registry)
@@ -113,7 +111,7 @@ impl ActorSystem {
                         config.persist_every,
                         config.breaker.clone(),
                     );
-                    let addr = HealthMonitor::start_in_arbiter(&arbiter(), move |_| {
+                    let addr = HealthMonitor::start_in_arbiter(&arbiter(i), move |_| {
                         HealthMonitor::new(breaker, schedulers, db, counters, every)
                     });
                     Handle::new(addr, "HealthMonitor", i, &registry)
@@ -131,7 +129,7 @@ impl ActorSystem {
                         persisted.clone(),
                         slot_counters.clone(),
                     );
-                    let addr = KeySlots::start_in_arbiter(&arbiter(), move |_| {
+                    let addr = KeySlots::start_in_arbiter(&arbiter(i), move |_| {
                         KeySlots::new(state, schedulers, cfg, db, counters)
                     });
                     Handle::new(addr, "KeySlots", i, &registry)
@@ -148,7 +146,7 @@ impl ActorSystem {
                         config.record_flush,
                         records.clone(),
                     );
-                    let addr = Recorder::start_in_arbiter(&arbiter(), move |_| {
+                    let addr = Recorder::start_in_arbiter(&arbiter(i), move |_| {
                         Recorder::new(db, rows, every, counters)
                     });
                     Handle::new(addr, "Recorder", i, &registry)
@@ -224,10 +222,16 @@ impl ActorSystem {
         }
     }
 
-    /// Persists health and learned limits now.
-    pub fn persist_now(&self) {
+    /// Persists circuit states now and waits for the write (graceful shutdown); learned limits
+    /// are written by KeySlots on its own period.
+    pub async fn persist_now(&self) {
         for shard in self.health.all() {
-            shard.tell(crate::health::messages::PersistNow);
+            let _ = shard
+                .ask(
+                    crate::health::messages::PersistNow,
+                    std::time::Duration::from_secs(10),
+                )
+                .await;
         }
     }
 

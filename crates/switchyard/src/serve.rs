@@ -69,6 +69,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })
     .workers(config.workers)
     .shutdown_timeout(config.shutdown_timeout_secs)
+    // Signals are handled below: actix-server's own handling would stop the whole actix system,
+    // and with it the actors that must still write circuit states and records after the last
+    // request.
+    .disable_signals()
     // A client that closes its side has gone away: stop serving it at once, so that a stream
     // whose upstream is silent releases its slot and is recorded as 499 now, not when the next
     // write fails (which a stalled upstream may delay until the idle timeout).
@@ -83,6 +87,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addresses = server.addrs();
     let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stop signal received; finishing in-flight requests (graceful shutdown)");
+        handle.stop(true).await;
+    });
 
     let refresh = (config.catalog_refresh_secs > 0).then(|| {
         actix_web::rt::spawn(refresh_catalog(
@@ -100,12 +110,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         task.abort();
     }
     // In-flight requests are settled (graceful shutdown): write what they recorded.
-    system.persist_now();
+    system.persist_now().await;
     system.flush_records().await;
     system.stop();
     db.close().await.ok();
     tracing::info!("stopped");
     result
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the gateway");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// The shared hot state: in memory, or Redis. If Redis cannot be reached at start the gateway

@@ -6,4 +6,4 @@ mod client;
 mod request;
 
 pub use client::{SendFailure, UpstreamClients, send};
-pub use request::{UpstreamRequest, build_request, upstream_url};
+pub use request::{FORWARDED_CLIENT_HEADERS, UpstreamRequest, build_request, upstream_url};

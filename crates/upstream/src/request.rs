@@ -8,7 +8,8 @@ use switchyard_core::ApiFormat;
 use switchyard_core::catalog::{Endpoint, ProviderKey};
 
 /// Client headers forwarded upstream: they select API behaviour, not identity.
-const FORWARDED_CLIENT_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta"];
+pub const FORWARDED_CLIENT_HEADERS: &[&str] =
+    &["anthropic-version", "anthropic-beta", "openai-beta"];
 
 /// One upstream call, ready to send. `Debug` shows header names only (values may be secrets).
 pub struct UpstreamRequest {

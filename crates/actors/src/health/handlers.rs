@@ -52,14 +52,15 @@ impl HealthMonitor {
         }
     }
 
-    /// Writes the breakers changed since the last write, off the request path.
-    pub(super) fn persist(&mut self, ctx: &mut Context<Self>) {
+    /// Writes the breakers changed since the last write, off the request path. Keys whose
+    /// write failed are marked dirty again, so the next round retries them.
+    pub(super) fn persist(&mut self) -> Option<ResponseActFuture<Self, ()>> {
         let Some(db) = self.db.clone() else {
             self.dirty.clear();
-            return;
+            return None;
         };
         if self.dirty.is_empty() {
-            return;
+            return None;
         }
         let rows: Vec<(String, serde_json::Value)> = self
             .dirty
@@ -69,14 +70,24 @@ impl HealthMonitor {
                 Some((id, serde_json::to_value(breaker).ok()?))
             })
             .collect();
-        ctx.spawn(
+        let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+        Some(Box::pin(
             async move {
-                if let Err(e) = switchyard_store::key_state::save_health(&db, &rows).await {
-                    tracing::warn!(error = %e, keys = rows.len(), "cannot persist circuit state; will retry");
+                match switchyard_store::key_state::save_health(&db, &rows).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, keys = rows.len(), "cannot persist circuit state; will retry");
+                        false
+                    }
                 }
             }
-            .into_actor(self),
-        );
+            .into_actor(self)
+            .map(move |saved, act, _ctx| {
+                if !saved {
+                    act.dirty.extend(ids);
+                }
+            }),
+        ))
     }
 }
 
@@ -201,10 +212,11 @@ impl Handler<RecentEvents> for HealthMonitor {
 }
 
 impl Handler<PersistNow> for HealthMonitor {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _msg: PersistNow, ctx: &mut Self::Context) {
-        self.persist(ctx);
+    fn handle(&mut self, _msg: PersistNow, _ctx: &mut Self::Context) -> Self::Result {
+        self.persist()
+            .unwrap_or_else(|| Box::pin(actix::fut::ready(())))
     }
 }
 

@@ -85,11 +85,18 @@ impl actix::Actor for HealthMonitor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         use actix::AsyncContext;
-        ctx.run_interval(self.persist_every, |act, ctx| act.persist(ctx));
+        ctx.run_interval(self.persist_every, |act, ctx| {
+            if let Some(write) = act.persist() {
+                ctx.spawn(write);
+            }
+        });
     }
 
     fn stopping(&mut self, ctx: &mut Self::Context) -> actix::Running {
-        self.persist(ctx);
+        use actix::AsyncContext;
+        if let Some(write) = self.persist() {
+            ctx.spawn(write);
+        }
         actix::Running::Stop
     }
 }

@@ -14,6 +14,7 @@ use switchyard_actors::orchestrator::{
 };
 use switchyard_core::ApiFormat;
 use switchyard_formats::openai::chat::parse_request;
+use switchyard_upstream::FORWARDED_CLIENT_HEADERS;
 
 /// Header that lets a client require (`cap`) or refuse (`-cap`) capabilities; read
 /// case-insensitively (fix of the reference's §11.1 #13).
@@ -77,10 +78,14 @@ pub async fn chat_completions(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(200).collect());
     let capabilities = capabilities(&req, &caller, &request.model);
-    let client_headers: Vec<(String, String)> = req
-        .headers()
+    // Only the headers that may be forwarded upstream are copied out of the request.
+    let client_headers: Vec<(String, String)> = FORWARDED_CLIENT_HEADERS
         .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .flat_map(|name| {
+            req.headers()
+                .get_all(*name)
+                .filter_map(|v| Some(((*name).to_owned(), v.to_str().ok()?.to_owned())))
+        })
         .collect();
     let context = RequestContext {
         system: state.system.clone(),

@@ -1,7 +1,7 @@
 //! Account resources: users and their gateway keys.
 
 use super::validate as check;
-use super::{ManageError, Resource, WriteContext, invalid};
+use super::{ManageError, Resource, WriteContext, from_json, invalid, to_json, yes};
 use crate::entity::{gateway_key, user};
 use crate::secrets::{generate_token, hash_token};
 use chrono::{DateTime, Utc};
@@ -10,21 +10,6 @@ use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use switchyard_core::{ApiFormat, SecretString};
-
-fn yes() -> bool {
-    true
-}
-
-fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(value: &Option<serde_json::Value>) -> Option<T> {
-    value
-        .as_ref()
-        .filter(|v| !v.is_null())
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-}
 
 /// The prefix of generated gateway keys.
 pub const GATEWAY_KEY_PREFIX: &str = "sk-sy";

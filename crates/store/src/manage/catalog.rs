@@ -2,7 +2,7 @@
 //! their name mappings and prices) and model aliases.
 
 use super::validate as check;
-use super::{ManageError, Resource, WriteContext, invalid};
+use super::{ManageError, Resource, WriteContext, from_json, invalid, to_json, yes};
 use crate::entity::{endpoint, global_model, model_alias, provider, provider_key, provider_model};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
@@ -13,21 +13,6 @@ use switchyard_core::catalog::BillingType;
 use switchyard_core::mapping::{self, ModelMapping};
 use switchyard_core::pricing::TieredPricing;
 use switchyard_core::{ApiFormat, SecretString};
-
-fn yes() -> bool {
-    true
-}
-
-fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(value: &Option<serde_json::Value>) -> Option<T> {
-    value
-        .as_ref()
-        .filter(|v| !v.is_null())
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-}
 
 fn billing_str(b: BillingType) -> &'static str {
     match b {

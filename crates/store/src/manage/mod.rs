@@ -358,6 +358,24 @@ fn filter_value<Col: ColumnTrait>(
     })
 }
 
+/// Serde default for flags that start on.
+fn yes() -> bool {
+    true
+}
+
+/// A value as a JSON column (the input types always serialise).
+fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+/// A nullable JSON column back into its type; `null` and unparsable values are `None`.
+fn from_json<T: DeserializeOwned>(value: &Option<serde_json::Value>) -> Option<T> {
+    value
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
 /// A new row id: a UUIDv7, so ids sort by creation time and index well.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
