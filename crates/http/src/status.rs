@@ -36,6 +36,12 @@ async fn status(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "in_flight": system.in_flight.load(Ordering::Relaxed),
         "state_backend": system.state.backend(),
+        // Leases or RPM windows served locally in the last minute because the shared state
+        // (Redis) failed: limits then hold per process, not across gateways.
+        "state_degraded": chrono::Utc::now().timestamp()
+            - system.slot_counters.last_fallback_at.load(Ordering::Relaxed)
+            < 60,
+        "state_fallbacks": load(&system.slot_counters.state_fallbacks),
         "catalog": state.catalog.current().summary(),
         "actors": system.registry.snapshots(),
         "requests": {
@@ -148,6 +154,11 @@ fn render_metrics(system: &ActorSystem) -> String {
         "switchyard_rate_limited_total",
         "Upstream 429 answers.",
         load(&s.rate_limited),
+    );
+    counter(
+        "switchyard_state_fallbacks_total",
+        "Lease or RPM operations served locally because the shared state failed.",
+        load(&s.state_fallbacks),
     );
     counter(
         "switchyard_affinity_hits_total",

@@ -181,7 +181,8 @@ impl Handler<SetAffinity> for Scheduler {
                     .affinity_set(&key, &target, msg.ttl, chrono::Utc::now())
                     .await
                 {
-                    tracing::warn!(error = %e, "cannot record cache affinity");
+                    // Best effort: a shared-state outage is reported by KeySlots, once per burst.
+                    tracing::debug!(error = %e, "cannot record cache affinity");
                 }
             }
             .into_actor(self),

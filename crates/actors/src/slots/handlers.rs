@@ -1,5 +1,6 @@
 //! KeySlots handlers and the waiting queue.
 
+use super::backends::Backends;
 use super::messages::*;
 use super::{KeyEntry, KeySlots, Lease};
 use crate::handle::Handle;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use switchyard_core::adaptive::AdaptiveState;
 use switchyard_core::ratelimit;
 use switchyard_core::reservation::{KeyStats, non_cached_cap, reservation_ratio};
-use switchyard_store::state::{LeaseOutcome, LeaseRequest, RpmOutcome, SharedState};
+use switchyard_store::state::{LeaseOutcome, LeaseRequest, RpmOutcome};
 use tokio::sync::oneshot;
 
 /// A request waiting for a slot on a full key.
@@ -136,7 +137,7 @@ impl KeySlots {
             entry.serving = true;
             entry.rerun = false;
         }
-        let state = self.state.clone();
+        let state = self.backends.clone();
         let key = key_id.to_owned();
         ctx.spawn(
             execute(state.clone(), plan)
@@ -238,7 +239,7 @@ impl KeySlots {
 }
 
 /// Takes the lease, then the RPM slot (giving the lease back if the minute is spent).
-async fn execute(state: SharedState, plan: Plan) -> SlotResult {
+async fn execute(state: Backends, plan: Plan) -> SlotResult {
     let lease = &plan.lease;
     let granted = match state.acquire(lease).await {
         Ok(LeaseOutcome::Granted { key_in_flight, .. }) => Granted {
@@ -289,7 +290,7 @@ impl Handler<AcquireSlot> for KeySlots {
                 return Box::pin(fut::ready(Err(denied)));
             }
         };
-        let state = self.state.clone();
+        let state = self.backends.clone();
         Box::pin(execute(state, plan).into_actor(self).then(
             move |result, act, _ctx| -> ResponseActFuture<Self, SlotResult> {
                 match result {
@@ -330,7 +331,7 @@ impl Handler<ReleaseSlot> for KeySlots {
     type Result = ();
 
     fn handle(&mut self, msg: ReleaseSlot, ctx: &mut Self::Context) {
-        let state = self.state.clone();
+        let state = self.backends.clone();
         let key = msg.key_id.clone();
         ctx.spawn(
             async move {

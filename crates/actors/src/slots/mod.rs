@@ -6,6 +6,7 @@
 //! Leases are released by dropping the orchestrator's [`Lease`] guard, at the end of the relayed
 //! body — never at first byte (fix of the reference's §11.1 #1).
 
+mod backends;
 mod handlers;
 pub mod messages;
 
@@ -38,6 +39,12 @@ pub struct SlotCounters {
     pub limit_increases: AtomicU64,
     /// 429s observed.
     pub rate_limited: AtomicU64,
+    /// Lease or RPM operations served locally because the shared state failed.
+    pub state_fallbacks: AtomicU64,
+    /// Unix time of the last fallback (0 = never).
+    pub last_fallback_at: std::sync::atomic::AtomicI64,
+    /// Unix time of the last fallback warning logged.
+    pub last_fallback_warning: std::sync::atomic::AtomicI64,
 }
 
 /// What KeySlots knows about one key.
@@ -61,6 +68,7 @@ pub struct KeySlots {
     keys: HashMap<String, KeyEntry>,
     cooldowns: HashMap<String, DateTime<Utc>>,
     state: SharedState,
+    backends: backends::Backends,
     schedulers: Shards<Scheduler>,
     config: RoutingConfig,
     adaptive: AdaptiveConfig,
@@ -81,6 +89,7 @@ impl KeySlots {
         Self {
             keys: HashMap::new(),
             cooldowns: HashMap::new(),
+            backends: backends::Backends::new(state.clone(), counters.clone()),
             state,
             schedulers,
             config,
