@@ -1,0 +1,155 @@
+//! Spend is recorded once per request and enforced: a user past their quota and a standalone key
+//! past its balance get 429 `quota_exceeded` with the remaining amount, in the OpenAI envelope,
+//! before any upstream call.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchyard_tests::{
+    Gateway, KeySpec, Mock, ProviderSpec, chat, chat_body, db, eventually, send, setup,
+};
+
+async fn admin(gw: &Gateway, method: Method, path: &str, body: Value) -> Value {
+    let (status, answer) = send(gw.admin(method, path).json(&body)).await;
+    assert!((200..300).contains(&status), "{path}: {status} {answer}");
+    answer
+}
+
+#[tokio::test]
+async fn spend_is_charged_once_and_quota_and_balance_are_enforced() {
+    let database = db::sqlite().await;
+    let mock = Mock::start("upstream");
+    let gateway = Gateway::start(&database.url);
+    let spec = ProviderSpec {
+        name: "p".into(),
+        priority: 10,
+        base_url: mock.url().to_owned(),
+        endpoint: json!({}),
+        keys: vec![KeySpec::new("k", "sk-quota-0001")],
+    };
+    let setup = setup(&gateway, "m-quota", &[spec]).await;
+    // Expensive per request, so one request spends a visible amount.
+    let models = admin(
+        &gateway,
+        Method::GET,
+        "/global-models?name=m-quota",
+        json!(null),
+    )
+    .await;
+    let model_id = models["items"][0]["id"]
+        .as_str()
+        .expect("model id")
+        .to_owned();
+    admin(
+        &gateway,
+        Method::PATCH,
+        &format!("/global-models/{model_id}"),
+        json!({"price_per_request": 0.5}),
+    )
+    .await;
+
+    // A user with a quota of 1 USD: two requests spend it, the third is refused.
+    let user = admin(
+        &gateway,
+        Method::POST,
+        "/users",
+        json!({"name": "q", "quota_usd": 1.0}),
+    )
+    .await;
+    let key = admin(
+        &gateway,
+        Method::POST,
+        "/gateway-keys",
+        json!({"user_id": user["id"], "name": "q"}),
+    )
+    .await;
+    let plaintext = key["key"].as_str().expect("key").to_owned();
+    for _ in 0..2 {
+        let (status, _, text) = chat(&gateway, &plaintext, chat_body("m-quota", false)).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    // Spend reaches the database in batches; the catalog picks it up on its next reload.
+    let charged = eventually(std::time::Duration::from_secs(10), || async {
+        let user = admin(
+            &gateway,
+            Method::GET,
+            &format!("/users/{}", user["id"].as_str().unwrap_or_default()),
+            json!(null),
+        )
+        .await;
+        (user["used_usd"].as_f64() >= Some(1.0)).then_some(user)
+    })
+    .await
+    .expect("spend recorded");
+    // Two requests at 0.5 each, plus a few tokens at 1–2 USD per million: charged once each.
+    let used = charged["used_usd"].as_f64().unwrap_or_default();
+    assert!(
+        (1.0..1.01).contains(&used),
+        "charged once per request: {charged}"
+    );
+    admin(&gateway, Method::POST, "/catalog/reload", json!(null)).await;
+    let before = mock.count_for("sk-quota-0001").await;
+    let (status, _, text) = chat(&gateway, &plaintext, chat_body("m-quota", false)).await;
+    assert_eq!(status, 429, "{text}");
+    let body: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("remaining")),
+        "{body}"
+    );
+    assert_eq!(
+        mock.count_for("sk-quota-0001").await,
+        before,
+        "a refused request reached the upstream"
+    );
+
+    // A standalone key with a balance of 0.5 USD: one request, then refused; its user is not charged.
+    let owner = admin(
+        &gateway,
+        Method::POST,
+        "/users",
+        json!({"name": "s", "quota_usd": 100.0}),
+    )
+    .await;
+    let standalone = admin(
+        &gateway,
+        Method::POST,
+        "/gateway-keys",
+        json!({"user_id": owner["id"], "name": "s", "is_standalone": true, "balance_usd": 0.5}),
+    )
+    .await;
+    let plaintext = standalone["key"].as_str().expect("key").to_owned();
+    let (status, _, text) = chat(&gateway, &plaintext, chat_body("m-quota", false)).await;
+    assert_eq!(status, 200, "{text}");
+    let key_id = standalone["id"].as_str().expect("id").to_owned();
+    eventually(std::time::Duration::from_secs(10), || async {
+        let key = admin(
+            &gateway,
+            Method::GET,
+            &format!("/gateway-keys/{key_id}"),
+            json!(null),
+        )
+        .await;
+        (key["balance_used_usd"].as_f64() >= Some(0.5)).then_some(())
+    })
+    .await
+    .expect("balance charged");
+    let owner_now = admin(
+        &gateway,
+        Method::GET,
+        &format!("/users/{}", owner["id"].as_str().unwrap_or_default()),
+        json!(null),
+    )
+    .await;
+    assert_eq!(
+        owner_now["used_usd"], 0.0,
+        "a standalone key's spend was charged to its user"
+    );
+    admin(&gateway, Method::POST, "/catalog/reload", json!(null)).await;
+    let (status, _, text) = chat(&gateway, &plaintext, chat_body("m-quota", false)).await;
+    assert_eq!(status, 429, "{text}");
+    let _ = setup;
+    drop(gateway);
+    database.finish().await;
+}
