@@ -65,6 +65,8 @@ pub struct ActorSystem {
     pub records: Arc<RecorderCounters>,
     /// The shared-state backend in use.
     pub state: SharedState,
+    /// Spend not yet in the catalog snapshot (quota and balance checks).
+    pub ledger: Arc<crate::ledger::SpendLedger>,
     /// Orchestrators' meter (they are per-request actors).
     pub orchestrators: crate::handle::OrchestratorMeter,
     arbiters: Arc<Vec<ArbiterHandle>>,
@@ -169,6 +171,7 @@ impl ActorSystem {
             slot_counters,
             records,
             state,
+            ledger: Arc::new(crate::ledger::SpendLedger::default()),
             orchestrators,
             arbiters: Arc::new(arbiters),
         }

@@ -202,6 +202,9 @@ pub struct CatalogParts {
     pub gateway_keys: Vec<(String, GatewayKey)>,
     /// Routing settings.
     pub settings: RoutingSettings,
+    /// When the loader started reading: spend counters in the snapshot include what was written
+    /// before this instant (the request path adds what was spent since).
+    pub loaded_at: Option<DateTime<Utc>>,
 }
 
 /// How a requested model name was recognised.
@@ -234,6 +237,8 @@ pub struct Catalog {
     pub settings: RoutingSettings,
     /// Upstream names that two or more global models share; they resolve to nothing.
     pub ambiguous_names: Vec<String>,
+    /// See [`CatalogParts::loaded_at`].
+    pub loaded_at: Option<DateTime<Utc>>,
 }
 
 impl Catalog {
@@ -302,6 +307,7 @@ impl Catalog {
                 .collect(),
             settings: parts.settings,
             ambiguous_names,
+            loaded_at: parts.loaded_at,
         }
     }
 

@@ -113,6 +113,7 @@ async fn load_parts<C: ConnectionTrait>(
     db: &C,
     cipher: &Cipher,
 ) -> Result<CatalogParts, StoreError> {
+    let loaded_at = chrono::Utc::now();
     let global_models: Vec<GlobalModel> = global_model::Entity::find()
         .filter(global_model::Column::IsActive.eq(true))
         .all(db)
@@ -340,6 +341,7 @@ async fn load_parts<C: ConnectionTrait>(
         users,
         gateway_keys,
         settings: crate::settings::load(db).await?,
+        loaded_at: Some(loaded_at),
     })
 }
 

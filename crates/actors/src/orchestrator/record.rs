@@ -56,6 +56,8 @@ pub struct RequestRecord {
     pub recorder: Handle<Recorder>,
     /// Process-wide request counters.
     pub counters: Arc<RequestCounters>,
+    /// Where spend is noted for quota checks until the snapshot has it.
+    pub ledger: Arc<crate::ledger::SpendLedger>,
 }
 
 /// The candidate that served (or was last tried), with its prices.
@@ -262,6 +264,12 @@ impl RequestRecord {
             }
             row.price_per_request = s.price_per_request;
             spend.cost_usd = cost.total;
+            let payer = if self.standalone {
+                &self.gateway_key_id
+            } else {
+                &self.user_id
+            };
+            self.ledger.add(payer, Utc::now(), cost.total);
             spend.actual_cost_usd = cost.actual_total;
             spend.provider_id = Some(s.provider_id.clone());
         }

@@ -125,6 +125,7 @@ pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Fa
         required_capabilities: required(&ctx),
         recorder: system.recorder.pick(&ctx.request_id).clone(),
         counters: system.counters.clone(),
+        ledger: system.ledger.clone(),
     };
 
     let resolved = system

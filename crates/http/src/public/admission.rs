@@ -74,9 +74,11 @@ pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, HttpRespo
     let Some(user) = catalog.users.get(&key.user_id).cloned() else {
         return Err(unauthorized("The owner of this gateway key is disabled."));
     };
+    let ledger = &state.system.ledger;
     if key.is_standalone {
         if let Some(balance) = key.balance_usd {
-            let remaining = balance - key.balance_used_usd;
+            let spent = key.balance_used_usd + ledger.since(&key.id, catalog.loaded_at);
+            let remaining = balance - spent;
             if remaining <= 0.0 {
                 return Err(openai_error(
                     429,
@@ -89,7 +91,7 @@ pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, HttpRespo
             }
         }
     } else if let (false, Some(quota)) = (user.is_admin, user.quota_usd) {
-        let remaining = quota - user.used_usd;
+        let remaining = quota - user.used_usd - ledger.since(&user.id, catalog.loaded_at);
         if remaining <= 0.0 {
             return Err(openai_error(
                 429,
