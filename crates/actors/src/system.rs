@@ -1,5 +1,6 @@
-//! Starting the actors: N shards of each long-lived actor on N Arbiters (threads), shard i of
-//! every actor on arbiter i, and the handle the HTTP layer uses to reach them.
+//! Starting the actors: N shards of each long-lived actor on N Arbiters (threads) — shard i of
+//! the routing actors together on one, the Recorder's apart — and the handle the HTTP layer uses
+//! to reach them.
 
 use crate::config::RoutingConfig;
 use crate::handle::{Handle, Shards};
@@ -83,11 +84,14 @@ impl ActorSystem {
     ) -> ActorSystem {
         let registry = MeterRegistry::default();
         let shards = config.shards.max(1);
-        // Shard i of every actor lives on arbiter i: a request's messages to the Scheduler,
-        // KeySlots, HealthMonitor and Recorder wake one thread instead of four, which on a small
-        // machine is the difference between handling messages and switching threads.
-        let arbiters: Vec<ArbiterHandle> = (0..shards).map(|_| Arbiter::new().handle()).collect();
-        let arbiter = |i: usize| arbiters[i % arbiters.len()].clone();
+        // Shard i of the Scheduler, KeySlots and HealthMonitor lives on arbiter i: a request's
+        // round trips to them wake one thread instead of three, which on a small machine is the
+        // difference between handling messages and switching threads. The Recorder gets arbiters
+        // of its own: building a batch of rows takes milliseconds that routing must not wait on.
+        let routing: Vec<ArbiterHandle> = (0..shards).map(|_| Arbiter::new().handle()).collect();
+        let writers: Vec<ArbiterHandle> = (0..shards).map(|_| Arbiter::new().handle()).collect();
+        let arbiter = |i: usize| routing[i % routing.len()].clone();
+        let record_arbiter = |i: usize| writers[i % writers.len()].clone();
         let affinity = Arc::new(AffinityStats::default());
         let scheduler = Shards::new(
             (0..shards)
@@ -148,7 +152,7 @@ impl ActorSystem {
                         config.record_flush,
                         records.clone(),
                     );
-                    let addr = Recorder::start_in_arbiter(&arbiter(i), move |_| {
+                    let addr = Recorder::start_in_arbiter(&record_arbiter(i), move |_| {
                         Recorder::new(db, rows, every, counters)
                     });
                     Handle::new(addr, "Recorder", i, &registry)
@@ -173,7 +177,7 @@ impl ActorSystem {
             state,
             ledger: Arc::new(crate::ledger::SpendLedger::default()),
             orchestrators,
-            arbiters: Arc::new(arbiters),
+            arbiters: Arc::new(routing.iter().chain(&writers).cloned().collect()),
         }
     }
 
