@@ -322,12 +322,14 @@ async fn the_recorder_writes_one_final_row_and_meters_its_mailbox() {
     done.status_code = Some(200);
     recorder.tell(RequestFinished {
         usage: done,
+        attempts: vec![],
         spend: None,
     });
     let mut late = UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Failed, now);
     late.status_code = Some(500);
     recorder.tell(RequestFinished {
         usage: late,
+        attempts: vec![],
         spend: None,
     });
     recorder.ask(Flush, ASK).await.expect("flushed");

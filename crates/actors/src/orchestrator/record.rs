@@ -187,6 +187,19 @@ impl RequestRecord {
         usage: Usage,
         first_byte: Option<Instant>,
     ) {
+        self.finish_with(None, status_code, error, serving, usage, first_byte);
+    }
+
+    /// [`RequestRecord::finish`] together with the serving attempt's final row, in one message.
+    pub fn finish_with(
+        &self,
+        attempt: Option<AttemptRow>,
+        status_code: u16,
+        error: Option<String>,
+        serving: Option<&Serving>,
+        usage: Usage,
+        first_byte: Option<Instant>,
+    ) {
         let success = error.is_none() && status_code < 400;
         let status = if success {
             UsageStatus::Completed
@@ -280,6 +293,7 @@ impl RequestRecord {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.recorder.tell(RequestFinished {
+            attempts: attempt.into_iter().collect(),
             usage: row,
             spend: Some(spend),
         });
@@ -333,10 +347,10 @@ impl Finaliser {
                 Some(why)
             }
         };
-        self.record.attempt_finished(attempt);
         // The client received 200 and the stream: that is the status recorded, with the
         // failure in the status and message.
-        self.record.finish(
+        self.record.finish_with(
+            Some(attempt),
             200,
             error,
             Some(&self.serving),
@@ -352,12 +366,12 @@ impl Finaliser {
         attempt.status_code = Some(499);
         attempt.error_type = Some("client_gone".into());
         attempt.finished_at = Some(Utc::now());
-        self.record.attempt_finished(attempt);
         self.record
             .counters
             .client_gone
             .fetch_add(1, Ordering::Relaxed);
-        self.record.finish(
+        self.record.finish_with(
+            Some(attempt),
             499,
             Some("client disconnected".into()),
             Some(&self.serving),

@@ -495,7 +495,7 @@ impl Looper<'_> {
                     return Step::Next;
                 }
             };
-            let lease = KeySlots::lease(slots, &request, granted);
+            let mut lease = KeySlots::lease(slots, &request, granted);
             tally.attempts += 1;
             system.counters.attempts.fetch_add(1, Ordering::Relaxed);
             if tally.attempts > 1 {
@@ -542,7 +542,7 @@ impl Looper<'_> {
                 ),
                 _ => (Observed::Other, None),
             };
-            system.slots.pick(&key.id).tell(ObserveOutcome {
+            lease.observe(ObserveOutcome {
                 key_id: key.id.clone(),
                 adaptive: key.max_concurrent.is_none(),
                 in_flight: lease.in_flight,
@@ -724,9 +724,14 @@ impl Looper<'_> {
         match success {
             Some(Success::Json { body, usage }) => {
                 row.status = AttemptStatus::Success;
-                self.record.attempt_finished(row);
-                self.record
-                    .finish(200, None, Some(&serving), usage.unwrap_or_default(), None);
+                self.record.finish_with(
+                    Some(row),
+                    200,
+                    None,
+                    Some(&serving),
+                    usage.unwrap_or_default(),
+                    None,
+                );
                 drop(lease);
                 Step::Settled(Settled::Json { body })
             }

@@ -153,6 +153,7 @@ impl Handler<RequestFinished> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: RequestFinished, ctx: &mut Self::Context) {
+        self.pending.attempts.extend(msg.attempts);
         self.push_usage(msg.usage);
         self.pending.spend.extend(msg.spend);
         self.after_push(ctx);

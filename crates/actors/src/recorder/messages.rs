@@ -32,11 +32,14 @@ impl Message for RequestStreaming {
     type Result = ();
 }
 
-/// The request is settled: its final usage row and the spend to apply.
+/// The request is settled: its final usage row, the spend to apply, and the rows of attempts
+/// that ended with it (the serving attempt, sent here rather than in a message of its own).
 #[derive(Debug)]
 pub struct RequestFinished {
     /// Status `completed` or `failed`.
     pub usage: UsageRow,
+    /// Attempt rows settled with the request.
+    pub attempts: Vec<AttemptRow>,
     /// Spend to add to the key, user and provider.
     pub spend: Option<SpendDelta>,
 }

@@ -234,6 +234,7 @@ impl KeySlots {
             lease_id: req.lease_id.clone(),
             in_flight: granted.in_flight,
             granted_at: Instant::now(),
+            observed: None,
         }
     }
 }
@@ -330,7 +331,10 @@ impl Handler<AcquireSlot> for KeySlots {
 impl Handler<ReleaseSlot> for KeySlots {
     type Result = ();
 
-    fn handle(&mut self, msg: ReleaseSlot, ctx: &mut Self::Context) {
+    fn handle(&mut self, mut msg: ReleaseSlot, ctx: &mut Self::Context) {
+        if let Some(observed) = msg.observed.take() {
+            self.observe(observed, ctx);
+        }
         let state = self.backends.clone();
         let key = msg.key_id.clone();
         ctx.spawn(
@@ -352,6 +356,13 @@ impl Handler<ObserveOutcome> for KeySlots {
     type Result = ();
 
     fn handle(&mut self, msg: ObserveOutcome, ctx: &mut Self::Context) {
+        self.observe(msg, ctx);
+    }
+}
+
+impl KeySlots {
+    /// Applies what an attempt taught: success samples, 429 counts, learned limits, cool-downs.
+    fn observe(&mut self, msg: ObserveOutcome, ctx: &mut Context<Self>) {
         let adaptive = self.adaptive.clone();
         let entry = self.keys.entry(msg.key_id.clone()).or_default();
         match msg.observed {

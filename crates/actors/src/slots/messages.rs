@@ -99,7 +99,8 @@ impl Denied {
     }
 }
 
-/// Give a slot back (sent by `Lease::drop`).
+/// Give a slot back (sent by `Lease::drop`), with what the attempt taught about the key (one
+/// message instead of two on every attempt).
 #[derive(Debug)]
 pub struct ReleaseSlot {
     /// Provider key id.
@@ -108,6 +109,8 @@ pub struct ReleaseSlot {
     pub endpoint_id: String,
     /// The lease.
     pub lease_id: String,
+    /// The attempt's outcome, applied before the slot is freed.
+    pub observed: Option<ObserveOutcome>,
 }
 
 impl Message for ReleaseSlot {

@@ -127,9 +127,15 @@ pub struct Lease {
     /// Key in-flight count right after the grant (this lease included).
     pub in_flight: u32,
     granted_at: Instant,
+    observed: Option<messages::ObserveOutcome>,
 }
 
 impl Lease {
+    /// Notes what the attempt taught about the key; KeySlots applies it with the release.
+    pub fn observe(&mut self, outcome: messages::ObserveOutcome) {
+        self.observed = Some(outcome);
+    }
+
     /// How long the slot has been held.
     pub fn held_for(&self) -> std::time::Duration {
         self.granted_at.elapsed()
@@ -142,6 +148,7 @@ impl Drop for Lease {
             key_id: std::mem::take(&mut self.key_id),
             endpoint_id: std::mem::take(&mut self.endpoint_id),
             lease_id: std::mem::take(&mut self.lease_id),
+            observed: self.observed.take(),
         });
     }
 }
