@@ -5,7 +5,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard_tests::{
-    Gateway, KeySpec, Mock, ProviderSpec, chat, chat_body, db, eventually, send, setup,
+    Gateway, KeySpec, Mock, ProviderSpec, chat, chat_body, db, eventually, request_id, send, setup,
+    trace,
 };
 
 async fn admin(gw: &Gateway, method: Method, path: &str, body: Value) -> Value {
@@ -63,6 +64,15 @@ async fn spend_is_charged_once_and_quota_and_balance_are_enforced() {
     )
     .await;
     let plaintext = key["key"].as_str().expect("key").to_owned();
+    // An invalid body from an authenticated client is recorded as a failed 400.
+    let (status, headers, _) = chat(&gateway, &plaintext, json!({"model": "m-quota"})).await;
+    assert_eq!(status, 400);
+    let invalid = trace(&gateway, &request_id(&headers)).await;
+    assert_eq!(
+        (&invalid["usage"]["status_code"], &invalid["usage"]["model"]),
+        (&json!(400), &json!("m-quota")),
+        "{invalid}"
+    );
     for _ in 0..2 {
         let (status, _, text) = chat(&gateway, &plaintext, chat_body("m-quota", false)).await;
         assert_eq!(status, 200, "{text}");
@@ -89,8 +99,18 @@ async fn spend_is_charged_once_and_quota_and_balance_are_enforced() {
     );
     // No catalog reload: the gateway counts what it spent since its snapshot.
     let before = mock.count_for("sk-quota-0001").await;
-    let (status, _, text) = chat(&gateway, &plaintext, chat_body("m-quota", false)).await;
+    let (status, headers, text) = chat(&gateway, &plaintext, chat_body("m-quota", false)).await;
     assert_eq!(status, 429, "{text}");
+    // The refusal is on the books too, with the status the client received.
+    let refused = trace(&gateway, &request_id(&headers)).await;
+    assert_eq!(
+        (
+            &refused["usage"]["status"],
+            &refused["usage"]["status_code"]
+        ),
+        (&json!("failed"), &json!(429)),
+        "{refused}"
+    );
     let body: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
     assert!(

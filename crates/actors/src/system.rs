@@ -210,6 +210,46 @@ impl ActorSystem {
         }
     }
 
+    /// Records a request refused before routing (quota, body too large, invalid body) as a
+    /// failed usage row with the status the client received, so that an authenticated client's
+    /// every request is on the books.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_refusal(
+        &self,
+        request_id: &str,
+        client_request_id: Option<String>,
+        key: &switchyard_core::catalog::GatewayKey,
+        format: switchyard_core::ApiFormat,
+        model: Option<&str>,
+        status: u16,
+        message: &str,
+    ) {
+        let record = crate::orchestrator::RequestRecord {
+            request_id: request_id.to_owned(),
+            client_request_id,
+            user_id: key.user_id.clone(),
+            gateway_key_id: key.id.clone(),
+            standalone: key.is_standalone,
+            model: model.unwrap_or("unknown").to_owned(),
+            global_model_id: None,
+            format,
+            stream: false,
+            started: std::time::Instant::now(),
+            started_at: chrono::Utc::now(),
+            required_capabilities: None,
+            recorder: self.recorder.pick(request_id).clone(),
+            counters: self.counters.clone(),
+            ledger: self.ledger.clone(),
+        };
+        record.finish(
+            status,
+            Some(message.to_owned()),
+            None,
+            switchyard_formats::usage::Usage::default(),
+            None,
+        );
+    }
+
     /// Publishes a new catalog to every Scheduler shard.
     pub fn catalog_changed(&self, catalog: Arc<Catalog>) {
         for shard in self.scheduler.all() {

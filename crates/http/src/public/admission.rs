@@ -22,6 +22,25 @@ pub struct PublicState {
     pub max_body_bytes: usize,
 }
 
+/// A refused request: the response, and the caller when the key itself was valid (the refusal
+/// is then recorded against it).
+#[derive(Debug)]
+pub struct Refused {
+    /// The error response.
+    pub response: HttpResponse,
+    /// The authenticated caller, for a quota refusal.
+    pub caller: Option<Caller>,
+}
+
+impl From<HttpResponse> for Refused {
+    fn from(response: HttpResponse) -> Self {
+        Refused {
+            response,
+            caller: None,
+        }
+    }
+}
+
 /// An admitted caller.
 #[derive(Debug)]
 pub struct Caller {
@@ -47,7 +66,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     reason = "the error is the finished response, built once per refused request"
 )]
 /// Authenticates and checks quota. The error says what is wrong without saying which keys exist.
-pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, HttpResponse> {
+pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, Refused> {
     let unauthorized = |message: &str| {
         openai_error(
             401,
@@ -59,20 +78,20 @@ pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, HttpRespo
         )
     };
     let Some(token) = bearer(req) else {
-        return Err(unauthorized(
-            "Missing gateway key: send `Authorization: Bearer <key>`.",
-        ));
+        return Err(
+            unauthorized("Missing gateway key: send `Authorization: Bearer <key>`.").into(),
+        );
     };
     let catalog = state.catalog.current();
     let Some(key) = catalog.gateway_keys.get(&hash_token(token)).cloned() else {
-        return Err(unauthorized("Invalid gateway key."));
+        return Err(unauthorized("Invalid gateway key.").into());
     };
     let now = chrono::Utc::now();
     if key.expires_at.is_some_and(|at| at <= now) {
-        return Err(unauthorized("This gateway key has expired."));
+        return Err(unauthorized("This gateway key has expired.").into());
     }
     let Some(user) = catalog.users.get(&key.user_id).cloned() else {
-        return Err(unauthorized("The owner of this gateway key is disabled."));
+        return Err(unauthorized("The owner of this gateway key is disabled.").into());
     };
     let ledger = &state.system.ledger;
     if key.is_standalone {
@@ -80,27 +99,33 @@ pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, HttpRespo
             let spent = key.balance_used_usd + ledger.since(&key.id, catalog.loaded_at);
             let remaining = balance - spent;
             if remaining <= 0.0 {
-                return Err(openai_error(
-                    429,
-                    "insufficient_quota",
-                    "quota_exceeded",
-                    &format!("This key's balance is used up (remaining {remaining:.4} USD)."),
-                    None,
-                    None,
-                ));
+                return Err(Refused {
+                    response: openai_error(
+                        429,
+                        "insufficient_quota",
+                        "quota_exceeded",
+                        &format!("This key's balance is used up (remaining {remaining:.4} USD)."),
+                        None,
+                        None,
+                    ),
+                    caller: Some(Caller { key, user }),
+                });
             }
         }
     } else if let (false, Some(quota)) = (user.is_admin, user.quota_usd) {
         let remaining = quota - user.used_usd - ledger.since(&user.id, catalog.loaded_at);
         if remaining <= 0.0 {
-            return Err(openai_error(
-                429,
-                "insufficient_quota",
-                "quota_exceeded",
-                &format!("The user's quota is used up (remaining {remaining:.4} USD)."),
-                None,
-                None,
-            ));
+            return Err(Refused {
+                response: openai_error(
+                    429,
+                    "insufficient_quota",
+                    "quota_exceeded",
+                    &format!("The user's quota is used up (remaining {remaining:.4} USD)."),
+                    None,
+                    None,
+                ),
+                caller: Some(Caller { key, user }),
+            });
         }
     }
     Ok(Caller { key, user })

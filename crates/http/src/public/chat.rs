@@ -27,9 +27,42 @@ pub async fn chat_completions(
     state: web::Data<PublicState>,
 ) -> HttpResponse {
     let started = Instant::now();
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let client_request_id: Option<String> = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(200).collect());
+    // An authenticated client's refused request is recorded too, with the status it received.
+    let refuse = |caller: &super::admission::Caller,
+                  model: Option<&str>,
+                  mut response: HttpResponse,
+                  message: &str| {
+        state.system.record_refusal(
+            &request_id,
+            client_request_id.clone(),
+            &caller.key,
+            ApiFormat::OpenAi,
+            model,
+            response.status().as_u16(),
+            message,
+        );
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(
+                actix_web::http::header::HeaderName::from_static("x-request-id"),
+                value,
+            );
+        }
+        response
+    };
     let caller = match admit(&state, &req) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(refused) => {
+            return match &refused.caller {
+                Some(caller) => refuse(caller, None, refused.response, "quota or balance used up"),
+                None => refused.response,
+            };
+        }
     };
     let Some(in_flight) =
         InFlight::acquire(&state.system.in_flight, state.system.config.max_in_flight)
@@ -45,7 +78,7 @@ pub async fn chat_completions(
     };
     let body = match read_body(payload, state.max_body_bytes).await {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return refuse(&caller, None, response, "request body refused"),
     };
     let request = match parse_request(&body) {
         Ok(request) => request,
@@ -55,28 +88,20 @@ pub async fn chat_completions(
             } else {
                 format!("{}: {}", e.field, e.message)
             };
-            let mut response = openai_error(
-                400,
-                "invalid_request_error",
-                "invalid_request",
+            // OpenAI puts the failing field in `param`.
+            let param = (!e.field.is_empty()).then_some(e.field.as_str());
+            let envelope = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": "invalid_request"}});
+            let model = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_owned));
+            return refuse(
+                &caller,
+                model.as_deref(),
+                HttpResponse::BadRequest().json(envelope),
                 &message,
-                None,
-                None,
             );
-            if !e.field.is_empty() {
-                // OpenAI puts the failing field in `param`.
-                let envelope = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": e.field, "code": "invalid_request"}});
-                response = HttpResponse::BadRequest().json(envelope);
-            }
-            return response;
         }
     };
-    let request_id = uuid::Uuid::now_v7().to_string();
-    let client_request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(200).collect());
     let capabilities = capabilities(&req, &caller, &request.model);
     // Only the headers that may be forwarded upstream are copied out of the request.
     let client_headers: Vec<(String, String)> = FORWARDED_CLIENT_HEADERS
