@@ -286,6 +286,11 @@ async fn a_stream_broken_after_its_first_chunk_ends_with_an_in_band_error_and_is
         )
         .await;
         let key_id = s.keys[&format!("primary-{case}")].clone();
+        let mut behaviour = behaviour;
+        if case == "error-event" {
+            // An upstream that quotes the credential in its error must not leak it.
+            behaviour["message"] = json!(format!("rejected key {p}"));
+        }
         primary
             .rule(json!({"key": p, "behaviour": behaviour}))
             .await;
@@ -293,6 +298,10 @@ async fn a_stream_broken_after_its_first_chunk_ends_with_an_in_band_error_and_is
         let started = Instant::now();
         let (status, headers, text) = chat(&gw, &s.gateway_key, chat_body(&s.model, true)).await;
         let elapsed = started.elapsed();
+        assert!(
+            !text.contains(&p),
+            "{case}: the provider key reached the client: {text}"
+        );
         // The stream was committed: 200, the chunks sent before the break, then an error event.
         assert_eq!(status, 200, "{case}: {text}");
         let got = events(&text);
@@ -326,6 +335,10 @@ async fn a_stream_broken_after_its_first_chunk_ends_with_an_in_band_error_and_is
         let t = trace(&gw, &request_id(&headers)).await;
         assert_eq!(t["usage"]["status"], "failed", "{case}: {t}");
         assert_eq!(t["usage"]["status_code"], 200, "{case}: {t}");
+        assert!(
+            !t.to_string().contains(&p),
+            "{case}: the provider key is in the records: {t}"
+        );
         assert!(
             t["usage"]["error_message"]
                 .as_str()

@@ -13,6 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use switchyard_core::SecretString;
+use switchyard_core::secret::redact;
 use switchyard_formats::openai::chat::{
     StreamEvent, classify_stream_event, done_event, stream_error_event,
 };
@@ -40,6 +42,8 @@ pub struct RelayStream {
     idle: Duration,
     idle_timer: Pin<Box<tokio::time::Sleep>>,
     finaliser: Option<Finaliser>,
+    /// The provider key: an upstream error event that quotes it is redacted before relaying.
+    secret: SecretString,
     _lease: Lease,
 }
 
@@ -62,6 +66,7 @@ impl RelayStream {
         idle: Duration,
         finaliser: Finaliser,
         lease: Lease,
+        secret: SecretString,
     ) -> Self {
         let mut relay = Self {
             rest,
@@ -74,6 +79,7 @@ impl RelayStream {
             idle,
             idle_timer: Box::pin(tokio::time::sleep(idle)),
             finaliser: Some(finaliser),
+            secret,
             _lease: lease,
         };
         for event in events {
@@ -109,11 +115,11 @@ impl RelayStream {
                 self.end(StreamEnd::Completed);
             }
             StreamEvent::Error(body) => {
-                self.out
-                    .push_back(encode(event.event.as_deref(), &event.data));
+                let data = redact(&event.data, self.secret.expose());
+                self.out.push_back(encode(event.event.as_deref(), &data));
+                let message = redact(&body.message, self.secret.expose()).into_owned();
                 self.end(StreamEnd::Failed(format!(
-                    "upstream error event: {}",
-                    body.message
+                    "upstream error event: {message}"
                 )));
             }
             StreamEvent::Malformed => {

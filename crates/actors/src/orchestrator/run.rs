@@ -586,7 +586,7 @@ impl Looper<'_> {
                                 ttl: Duration::from_secs(u64::from(key.cache_ttl_minutes) * 60),
                             });
                     }
-                    return self.settle(attempt.success, row, serving, lease);
+                    return self.settle(attempt.success, row, serving, lease, key.secret.clone());
                 }
                 Verdict::RetrySame => {
                     self.failed(row, &attempt, tally, &serving);
@@ -719,6 +719,7 @@ impl Looper<'_> {
         mut row: switchyard_store::records::AttemptRow,
         serving: Serving,
         lease: crate::slots::Lease,
+        secret: switchyard_core::SecretString,
     ) -> Step {
         let system = &self.ctx.system;
         match success {
@@ -758,6 +759,7 @@ impl Looper<'_> {
                     system.config.stream_idle_timeout,
                     finaliser,
                     lease,
+                    secret,
                 ))))
             }
             None => Step::Stop(Failure::internal("an attempt succeeded without a body")),
