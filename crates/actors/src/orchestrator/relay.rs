@@ -30,6 +30,15 @@ pub enum StreamEnd {
     Failed(String),
 }
 
+/// How a stream is relayed.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayOptions {
+    /// The client asked for the usage chunk (the gateway always asks upstream for it).
+    pub include_usage: bool,
+    /// Longest silence from the upstream before the stream is ended with an error.
+    pub idle: Duration,
+}
+
 /// The body of a streamed response.
 pub struct RelayStream {
     rest: ByteStream,
@@ -62,12 +71,15 @@ impl RelayStream {
         rest: ByteStream,
         parser: SseParser,
         events: Vec<SseEvent>,
-        include_usage: bool,
-        idle: Duration,
+        options: RelayOptions,
         finaliser: Finaliser,
         lease: Lease,
         secret: SecretString,
     ) -> Self {
+        let RelayOptions {
+            include_usage,
+            idle,
+        } = options;
         let mut relay = Self {
             rest,
             parser,

@@ -2,7 +2,7 @@
 
 use super::attempt::{self, Success};
 use super::record::{Finaliser, RequestRecord, Serving};
-use super::relay::RelayStream;
+use super::relay::{RelayOptions, RelayStream};
 use super::{ClientWatch, RequestContext};
 use crate::health::messages::{AcquireProbe, Outcome};
 use crate::scheduler::messages::{InvalidateAffinity, Resolve, SetAffinity};
@@ -755,8 +755,10 @@ impl Looper<'_> {
                     rest,
                     parser,
                     events,
-                    self.ctx.request.include_usage,
-                    system.config.stream_idle_timeout,
+                    RelayOptions {
+                        include_usage: self.ctx.request.include_usage,
+                        idle: system.config.stream_idle_timeout,
+                    },
                     finaliser,
                     lease,
                     secret,
