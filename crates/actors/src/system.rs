@@ -213,7 +213,10 @@ impl ActorSystem {
     /// Records a request refused before routing (quota, body too large, invalid body) as a
     /// failed usage row with the status the client received, so that an authenticated client's
     /// every request is on the books.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one request, each used once; a struct would only repackage them"
+    )]
     pub fn record_refusal(
         &self,
         request_id: &str,

@@ -31,7 +31,8 @@ pub struct TestDb {
 
 #[derive(Debug)]
 enum Cleanup {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    // Held for its drop: the directory goes when the test database does.
+    Sqlite(#[expect(dead_code, reason = "kept only to be dropped")] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
 

@@ -90,7 +90,10 @@ impl Attempt {
 /// Runs one attempt. `deadline` bounds everything here together with the endpoint timeouts.
 /// Upstream text that echoes the provider key (some error messages quote it) has it redacted
 /// before it reaches records, logs or the client.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one request, each used once; a struct would only repackage them"
+)]
 pub async fn run(
     clients: &UpstreamClients,
     endpoint: &Endpoint,
@@ -130,7 +133,10 @@ pub async fn run(
     attempt
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one request, each used once; a struct would only repackage them"
+)]
 async fn call(
     clients: &UpstreamClients,
     endpoint: &Endpoint,
