@@ -10,14 +10,15 @@
 //! 4. Nothing succeeded: one clear error; when every candidate was only full, first a bounded
 //!    wait for a slot.
 
+mod answer;
 mod attempt;
 mod record;
 mod relay;
 mod run;
 
+pub use answer::{Failure, Settled};
 pub use record::RequestRecord;
 pub use relay::RelayStream;
-pub use run::{Failure, Settled};
 
 use crate::system::ActorSystem;
 use actix::prelude::*;
