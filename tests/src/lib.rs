@@ -713,3 +713,29 @@ pub fn attempt_rows(trace: &serde_json::Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// The credential of the `role` ("primary" or "fallback") key of test case `case`.
+pub fn secret(role: &str, case: &str) -> String {
+    format!("sk-{role}-{case}-SECRET-0123456789abcdef")
+}
+
+/// A primary (priority 1) and a fallback (priority 2) provider for one test case, each with one
+/// key whose credential is `secret(role, case)` and no cache affinity (so every request starts
+/// from the primary).
+pub fn pair(
+    case: &str,
+    primary_url: &str,
+    endpoint: serde_json::Value,
+    fallback_url: &str,
+) -> [ProviderSpec; 2] {
+    let key = |role: &str| {
+        KeySpec::new(&format!("{role}-{case}"), &secret(role, case))
+            .with(serde_json::json!({"cache_ttl_minutes": 0}))
+    };
+    [
+        ProviderSpec::new(&format!("primary-{case}"), 1, primary_url)
+            .endpoint(endpoint)
+            .key(key("primary")),
+        ProviderSpec::new(&format!("fallback-{case}"), 2, fallback_url).key(key("fallback")),
+    ]
+}

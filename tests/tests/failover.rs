@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use switchyard_tests::{
     Gateway, KeySpec, Mock, ProviderSpec, attempt_rows, chat, chat_body, client, closed_port_url,
-    eventually, request_id, send, setup, slot_in_flight, sqlite_gateway, trace, tried,
+    eventually, pair, request_id, secret, send, setup, slot_in_flight, sqlite_gateway, trace,
+    tried,
 };
 
 fn json_body(text: &str) -> Value {
@@ -79,27 +80,6 @@ async fn arrivals(mock: &Mock, key: &str) -> Vec<i64> {
         .filter(|r| r["key"] == key)
         .filter_map(|r| r["unix_ms"].as_i64())
         .collect()
-}
-
-fn secret(role: &str, case: &str) -> String {
-    format!("sk-{role}-{case}-SECRET-0123456789abcdef")
-}
-
-/// A primary (priority 1) and a fallback (priority 2) provider for one case, each with one key
-/// whose credential is `secret(role, case)`.
-fn pair(case: &str, primary_url: &str, endpoint: Value, fallback_url: &str) -> [ProviderSpec; 2] {
-    [
-        ProviderSpec::new(&format!("primary-{case}"), 1, primary_url)
-            .endpoint(endpoint)
-            .key(
-                KeySpec::new(&format!("primary-{case}"), &secret("primary", case))
-                    .with(json!({"cache_ttl_minutes": 0})),
-            ),
-        ProviderSpec::new(&format!("fallback-{case}"), 2, fallback_url).key(
-            KeySpec::new(&format!("fallback-{case}"), &secret("fallback", case))
-                .with(json!({"cache_ttl_minutes": 0})),
-        ),
-    ]
 }
 
 #[tokio::test]

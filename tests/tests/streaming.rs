@@ -7,28 +7,8 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use switchyard_tests::{
     Gateway, KeySpec, Mock, ProviderSpec, attempt_rows, chat, chat_body, chat_response, client,
-    eventually, request_id, setup, slot_in_flight, sqlite_gateway, sse_data, trace,
+    eventually, pair, request_id, secret, setup, slot_in_flight, sqlite_gateway, sse_data, trace,
 };
-
-fn secret(role: &str, case: &str) -> String {
-    format!("sk-{role}-{case}-SECRET-0123456789abcdef")
-}
-
-/// A primary (priority 1) and a fallback (priority 2) provider for one case.
-fn pair(case: &str, primary_url: &str, endpoint: Value, fallback_url: &str) -> [ProviderSpec; 2] {
-    [
-        ProviderSpec::new(&format!("primary-{case}"), 1, primary_url)
-            .endpoint(endpoint)
-            .key(
-                KeySpec::new(&format!("primary-{case}"), &secret("primary", case))
-                    .with(json!({"cache_ttl_minutes": 0})),
-            ),
-        ProviderSpec::new(&format!("fallback-{case}"), 2, fallback_url).key(
-            KeySpec::new(&format!("fallback-{case}"), &secret("fallback", case))
-                .with(json!({"cache_ttl_minutes": 0})),
-        ),
-    ]
-}
 
 /// The parsed JSON events of an SSE body; `[DONE]` stays a string.
 fn events(body: &str) -> Vec<Value> {

@@ -18,7 +18,7 @@ use switchyard_actors::health::messages::{HealthOf, Outcome};
 use switchyard_actors::recorder::messages::{Flush, RequestFinished, RequestOpened};
 use switchyard_actors::scheduler::messages::{KeyCooling, Resolve};
 use switchyard_actors::slots::KeySlots;
-use switchyard_actors::slots::messages::{AcquireSlot, Denied};
+use switchyard_actors::slots::messages::{AcquireSlot, Denied, LimitsOf};
 use switchyard_core::ApiFormat;
 use switchyard_core::SecretString;
 use switchyard_core::catalog::{
@@ -235,12 +235,23 @@ async fn cooling_keys_are_skipped_until_the_cool_down_ends() {
         order(&system).await[0].1,
         Some(SkipReason::CoolingDown { .. })
     ));
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(
-        order(&system).await[0].1,
-        None,
-        "still skipped after the cool-down ended"
-    );
+    // Poll with a deadline: the key comes back once `until` has passed, not before.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let skip = order(&system).await[0].1.clone();
+        if skip.is_none() {
+            assert!(
+                Utc::now() >= until,
+                "the key came back before its cool-down ended"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still skipped after the cool-down ended"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     system.stop();
     db.finish().await;
 }
@@ -292,7 +303,27 @@ async fn slots_grant_refuse_queue_and_release_on_drop() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Drop the lease only once the request is in the queue.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let limits = slots
+            .ask(
+                LimitsOf {
+                    key_id: Some("k-primary".into()),
+                },
+                ASK,
+            )
+            .await
+            .expect("answered");
+        if limits.first().is_some_and(|l| l.waiting == 1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     drop(lease);
     let waited = waiting.await.expect("joined").expect("answered");
     assert!(
