@@ -4,16 +4,22 @@
 //! This crate does no I/O and never reads the clock: it turns bytes into facts and facts into
 //! bytes, so every rule here is deterministic and property-testable. Format-neutral parts live
 //! at the root ([`sse`], [`error_body`], [`body`], [`usage`]); each provider dialect has its own
-//! module ([`openai`] now; Anthropic, Responses and Gemini later), so a new dialect reuses the
-//! framing and error handling instead of growing its own.
+//! module ([`openai`], [`anthropic`], [`gemini`]), so a dialect reuses the framing and error
+//! handling instead of growing its own. Cross-format conversion goes through the neutral model
+//! in [`ir`]: each dialect has a codec to and from it.
 
+pub mod anthropic;
 pub mod body;
+pub mod dialect;
 pub mod error_body;
+pub mod gemini;
+pub mod ir;
 pub mod openai;
 pub mod sse;
 pub mod usage;
 
 pub use body::{BodyKind, inspect_json_body, looks_like_html};
+pub use dialect::{ClientRequest, Dialect, RequestError, StreamEvent};
 pub use error_body::parse_error_body;
 pub use sse::{SseEvent, SseParser};
 pub use usage::Usage;

@@ -54,7 +54,7 @@ fn summarise(stream: &[u8], cuts: &[usize]) -> Summary {
                     _ => '.',
                 }
             }
-            StreamEvent::Done => 'D',
+            StreamEvent::Done { .. } => 'D',
             StreamEvent::Error(body) => {
                 summary
                     .errors

@@ -12,62 +12,19 @@
 //! - [`Usage`] coming out of here is normalised: OpenAI's `prompt_tokens` includes cached
 //!   tokens, which are moved to `cache_read_tokens`.
 
-use std::fmt;
-
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
-use switchyard_core::outcome::ErrorBody;
 
 use crate::body::is_error_object;
+use crate::dialect::{ClientRequest, Dialect, token_count};
+pub use crate::dialect::{RequestError, StreamEvent};
 use crate::error_body::{error_body_from_json, parse_error_body};
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
 
 /// A validated Chat Completions request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChatRequest {
-    /// The model the client asked for (validated non-empty).
-    pub model: String,
-    /// `stream: true` was requested.
-    pub stream: bool,
-    /// The client asked for the usage chunk (`stream_options.include_usage: true`), so the relay
-    /// must let it through; otherwise the relay drops the chunk the gateway forced on.
-    pub include_usage: bool,
-    /// The whole body as received, unknown fields included.
-    pub body: Map<String, Value>,
-}
-
-/// Why a request was rejected, naming the offending field as a path (`messages[2].role`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestError {
-    /// The field path; empty when the body as a whole is wrong (not JSON, not an object).
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl RequestError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for RequestError {
-    /// `field: message`, or just the message when the error is about the whole body.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.field, self.message)
-        }
-    }
-}
-
-impl std::error::Error for RequestError {}
+pub type ChatRequest = ClientRequest;
 
 /// Parses and validates a Chat Completions request body.
 ///
@@ -140,6 +97,7 @@ pub fn parse_request(raw: &[u8]) -> Result<ChatRequest, RequestError> {
     };
 
     Ok(ChatRequest {
+        dialect: Dialect::Chat,
         model,
         stream,
         include_usage,
@@ -239,20 +197,20 @@ impl Serialize for StreamOptions<'_> {
 #[must_use]
 pub fn usage_from_response(body: &Value) -> Option<Usage> {
     let usage = body.get("usage")?.as_object()?;
-    let prompt = count(usage.get("prompt_tokens"));
-    let completion = count(usage.get("completion_tokens"));
+    let prompt = token_count(usage.get("prompt_tokens"));
+    let completion = token_count(usage.get("completion_tokens"));
     if prompt.is_none() && completion.is_none() {
         return None;
     }
     let prompt = prompt.unwrap_or(0);
-    let cached = count(
+    let cached = token_count(
         usage
             .get("prompt_tokens_details")
             .and_then(|d| d.get("cached_tokens")),
     )
-    .or_else(|| count(usage.get("prompt_cache_hit_tokens")))
+    .or_else(|| token_count(usage.get("prompt_cache_hit_tokens")))
     .unwrap_or(0);
-    let reasoning = count(
+    let reasoning = token_count(
         usage
             .get("completion_tokens_details")
             .and_then(|d| d.get("reasoning_tokens")),
@@ -268,48 +226,12 @@ pub fn usage_from_response(body: &Value) -> Option<Usage> {
     })
 }
 
-/// A token count: a non-negative integer (some compatible servers send `12.0`).
-fn count(value: Option<&Value>) -> Option<u64> {
-    let value = value?;
-    value.as_u64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|f| f.is_finite() && *f >= 0.0)
-            // Truncation is intended: a fractional token count has no meaning.
-            .map(|f| f as u64)
-    })
-}
-
-/// What one event of a Chat Completions stream means to the gateway.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamEvent {
-    /// A `chat.completion.chunk`.
-    Chunk {
-        /// Normalised usage, if the chunk carries a `usage` object with counts.
-        usage: Option<Usage>,
-        /// A choice carries a non-null `finish_reason`: the answer is complete.
-        finished: bool,
-        /// A choice's delta carries something (content, tool call, role, refusal, reasoning):
-        /// the upstream is producing output.
-        content: bool,
-        /// `choices` is empty and usage is present: the usage chunk the gateway may have forced
-        /// on, which the relay hides from clients that did not ask for it.
-        usage_only: bool,
-    },
-    /// `data: [DONE]`, the end of the stream.
-    Done,
-    /// An in-band error object (`{"error":…}` or an `event: error`).
-    Error(ErrorBody),
-    /// Data that is not JSON, or JSON that is not an object.
-    Malformed,
-}
-
 /// Classifies one SSE event of a Chat Completions stream.
 #[must_use]
 pub fn classify_stream_event(ev: &SseEvent) -> StreamEvent {
     let data = ev.data.trim();
     if data == "[DONE]" {
-        return StreamEvent::Done;
+        return StreamEvent::Done { usage: None };
     }
     if ev.event.as_deref() == Some("error") {
         return StreamEvent::Error(parse_error_body(data.as_bytes()));
@@ -571,6 +493,7 @@ mod tests {
     #[test]
     fn upstream_body_adds_model_to_a_hand_built_request() {
         let req = ChatRequest {
+            dialect: Dialect::Chat,
             model: "a".into(),
             stream: false,
             include_usage: false,
@@ -713,8 +636,14 @@ mod tests {
 
     #[test]
     fn classify_done_error_and_malformed() {
-        assert_eq!(classify_stream_event(&event("[DONE]")), StreamEvent::Done);
-        assert_eq!(classify_stream_event(&event(" [DONE] ")), StreamEvent::Done);
+        assert_eq!(
+            classify_stream_event(&event("[DONE]")),
+            StreamEvent::Done { usage: None }
+        );
+        assert_eq!(
+            classify_stream_event(&event(" [DONE] ")),
+            StreamEvent::Done { usage: None }
+        );
         let error = r#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#;
         match classify_stream_event(&event(error)) {
             StreamEvent::Error(body) => {
@@ -781,7 +710,7 @@ mod tests {
         assert_eq!(&done_event()[..], b"data: [DONE]\n\n");
         assert_eq!(
             classify_stream_event(&SseParser::default().push(&done_event())[0]),
-            StreamEvent::Done
+            StreamEvent::Done { .. }
         );
     }
 }

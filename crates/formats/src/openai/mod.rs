@@ -1,5 +1,8 @@
-//! The OpenAI dialects. Only Chat Completions (`/v1/chat/completions`) for now; the Responses
-//! API will get its own module beside it. Everything OpenAI-specific lives here; SSE framing and
-//! error-body parsing are format-neutral and live at the crate root.
+//! The OpenAI dialects: Chat Completions (`/v1/chat/completions`) and Responses
+//! (`/v1/responses`). Each has its native module (validation, usage, stream events) and a codec
+//! to and from the neutral model in [`crate::ir`].
 
 pub mod chat;
+pub mod chat_codec;
+pub mod responses;
+pub mod responses_codec;
