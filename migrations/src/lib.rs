@@ -11,6 +11,7 @@ mod m20261126_000001_catalog;
 mod m20261126_000002_accounts;
 mod m20261126_000003_records;
 mod m20261126_000004_state;
+mod m20261126_000005_format_conversion;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_accounts::Migration),
             Box::new(m20261126_000003_records::Migration),
             Box::new(m20261126_000004_state::Migration),
+            Box::new(m20261126_000005_format_conversion::Migration),
         ]
     }
 }

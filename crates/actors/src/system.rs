@@ -33,6 +33,51 @@ pub struct RequestCounters {
     pub attempts: AtomicU64,
     /// Attempts after the first of a request.
     pub failovers: AtomicU64,
+    /// Cache-affinity lookups and hits per affinity rule.
+    pub affinity: AffinityCounters,
+}
+
+/// The rules that pick a request's affinity key, in the order they are tried.
+pub const AFFINITY_RULES: [&str; 5] = [
+    "header",
+    "previous_response_id",
+    "prompt_cache_key",
+    "metadata_user_id",
+    "gateway_key",
+];
+
+/// Per affinity rule: how many resolutions looked up an entry, and how many were served by it.
+#[derive(Debug, Default)]
+pub struct AffinityCounters {
+    lookups: [AtomicU64; AFFINITY_RULES.len()],
+    hits: [AtomicU64; AFFINITY_RULES.len()],
+}
+
+impl AffinityCounters {
+    /// Counts one resolution under `rule`.
+    pub fn observe(&self, rule: &str, hit: bool) {
+        if let Some(i) = AFFINITY_RULES.iter().position(|r| *r == rule) {
+            self.lookups[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if hit {
+                self.hits[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `(rule, lookups, hits)` for every rule.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64, u64)> {
+        AFFINITY_RULES
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                (
+                    *rule,
+                    self.lookups[i].load(std::sync::atomic::Ordering::Relaxed),
+                    self.hits[i].load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Handles onto every actor, and shared request-path resources. Cheap to clone.

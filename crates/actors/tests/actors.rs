@@ -69,6 +69,7 @@ fn catalog() -> Arc<Catalog> {
             first_byte_timeout_secs: 5,
             max_retries: 1,
             max_concurrent: None,
+            format_conversion: None,
             keys: vec![key(&format!("k-{name}"), &format!("e-{name}"))],
         }],
         models: HashMap::from([(

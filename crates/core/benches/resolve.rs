@@ -103,6 +103,7 @@ fn provider(index: usize) -> Provider {
             first_byte_timeout_secs: 30,
             max_retries: 2,
             max_concurrent: None,
+            format_conversion: None,
             keys,
         }],
         models: HashMap::from([(
@@ -136,6 +137,7 @@ fn catalog(priority_mode: PriorityMode) -> Catalog {
             settings: RoutingSettings {
                 priority_mode,
                 scheduling_mode: SchedulingMode::CacheAffinity,
+                format_conversion: false,
             },
             ..CatalogParts::default()
         },

@@ -66,6 +66,8 @@ pub struct Endpoint {
     pub max_retries: u32,
     /// Endpoint-wide concurrency cap.
     pub max_concurrent: Option<u32>,
+    /// May serve clients of another format, converted: `None` follows the global setting.
+    pub format_conversion: Option<bool>,
     /// Active keys of this endpoint.
     pub keys: Vec<ProviderKey>,
 }

@@ -48,6 +48,19 @@ impl ApiFormat {
         }
     }
 
+    /// Whether both formats carry the same payloads (a format and its "CLI" variant): a request
+    /// of one can be sent to an endpoint of the other unchanged.
+    pub fn same_payloads(self, other: ApiFormat) -> bool {
+        use ApiFormat::{Claude, ClaudeCli, Gemini, GeminiCli, OpenAi, OpenAiCli};
+        matches!(
+            (self, other),
+            (Claude | ClaudeCli, Claude | ClaudeCli)
+                | (Gemini | GeminiCli, Gemini | GeminiCli)
+                | (OpenAi, OpenAi)
+                | (OpenAiCli, OpenAiCli)
+        )
+    }
+
     /// The path an upstream of this format serves by default; `{model}` and `{action}` are
     /// placeholders filled per request.
     pub fn default_upstream_path(self) -> &'static str {

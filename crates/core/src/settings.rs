@@ -32,10 +32,14 @@ pub struct RoutingSettings {
     pub priority_mode: PriorityMode,
     /// See [`SchedulingMode`].
     pub scheduling_mode: SchedulingMode,
+    /// Whether endpoints without their own `format_conversion` flag may serve clients of another
+    /// format (request and answer converted). Off by default: conversion is opted into.
+    #[serde(default)]
+    pub format_conversion: bool,
 }
 
 /// The keys the admin API accepts under `/admin/settings/{key}`.
-pub const SETTING_KEYS: &[&str] = &["priority_mode", "scheduling_mode"];
+pub const SETTING_KEYS: &[&str] = &["priority_mode", "scheduling_mode", "format_conversion"];
 
 /// Why a setting value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +71,9 @@ impl RoutingSettings {
             "scheduling_mode" => {
                 self.scheduling_mode = serde_json::from_value(value.clone()).map_err(invalid)?;
             }
+            "format_conversion" => {
+                self.format_conversion = serde_json::from_value(value.clone()).map_err(invalid)?;
+            }
             other => return Err(SettingError::UnknownKey(other.to_owned())),
         }
         Ok(())
@@ -82,6 +89,10 @@ impl RoutingSettings {
             (
                 "scheduling_mode",
                 serde_json::to_value(self.scheduling_mode).unwrap_or_default(),
+            ),
+            (
+                "format_conversion",
+                serde_json::Value::Bool(self.format_conversion),
             ),
         ]
     }

@@ -10,7 +10,9 @@
 
 pub mod anthropic;
 pub mod body;
+pub mod convert;
 pub mod dialect;
+pub mod envelope;
 pub mod error_body;
 pub mod gemini;
 pub mod ir;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub admin_token_hash: Arc<str>,
     /// The actors (status and admin views of the running system).
     pub system: switchyard_actors::ActorSystem,
+    /// How the front doors find a client's session for cache affinity.
+    pub affinity: Arc<public::SessionAffinity>,
 }
 
 impl AppState {
@@ -39,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState, max_body_bytes: 
         system: state.system.clone(),
         catalog: state.catalog.clone(),
         max_body_bytes,
+        affinity: state.affinity.clone(),
     };
     cfg.app_data(web::Data::new(state))
         .app_data(web::Data::new(public))

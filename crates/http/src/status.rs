@@ -53,7 +53,13 @@ async fn status(state: web::Data<AppState>) -> HttpResponse {
             "failovers": load(&system.counters.failovers),
         },
         "affinity": {
-            "rule": "gateway_key",
+            // Per rule that chose the client identity (gateway key or a session the request named).
+            "by_rule": system.counters.affinity.snapshot().into_iter().map(|(rule, lookups, hits)| json!({
+                "rule": rule,
+                "lookups": lookups,
+                "hits": hits,
+                "hit_rate": if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
+            })).collect::<Vec<_>>(),
             "hits": hits,
             "misses": misses,
             "dropped": dropped,
@@ -175,6 +181,27 @@ fn render_metrics(system: &ActorSystem) -> String {
         "Record rows dropped (database down too long).",
         load(&system.records.dropped_rows),
     );
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_affinity_rule_lookups_total Resolutions per affinity rule.\n# TYPE switchyard_affinity_rule_lookups_total counter"
+    );
+    let by_rule = system.counters.affinity.snapshot();
+    for (rule, lookups, _) in &by_rule {
+        let _ = writeln!(
+            out,
+            "switchyard_affinity_rule_lookups_total{{rule=\"{rule}\"}} {lookups}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_affinity_rule_hits_total Resolutions served by their affinity entry, per rule.\n# TYPE switchyard_affinity_rule_hits_total counter"
+    );
+    for (rule, _, hits) in &by_rule {
+        let _ = writeln!(
+            out,
+            "switchyard_affinity_rule_hits_total{{rule=\"{rule}\"}} {hits}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP switchyard_in_flight_requests Requests in flight.\n# TYPE switchyard_in_flight_requests gauge\nswitchyard_in_flight_requests {}",

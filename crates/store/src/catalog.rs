@@ -189,6 +189,7 @@ async fn load_parts<C: ConnectionTrait>(
                 first_byte_timeout_secs: non_negative(e.first_byte_timeout_secs),
                 max_retries: non_negative(e.max_retries),
                 max_concurrent: e.max_concurrent.map(non_negative),
+                format_conversion: e.format_conversion,
                 keys: Vec::new(),
             },
         );

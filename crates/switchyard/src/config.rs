@@ -48,8 +48,19 @@ struct RawConfig {
     secrets: RawSecrets,
     catalog: RawCatalog,
     routing: RawRouting,
+    affinity: RawAffinity,
     health: RawHealth,
     log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAffinity {
+    session_header: String,
+    chat: Vec<String>,
+    responses: Vec<String>,
+    messages: Vec<String>,
+    gemini: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +211,8 @@ pub struct Config {
     pub catalog_refresh_secs: u64,
     /// Request-path settings.
     pub routing: switchyard_actors::RoutingConfig,
+    /// How each front door finds a client's session for cache affinity.
+    pub affinity: switchyard_http::public::SessionAffinity,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -227,6 +240,7 @@ impl std::fmt::Debug for Config {
             .field("import", &self.import)
             .field("catalog_refresh_secs", &self.catalog_refresh_secs)
             .field("routing", &self.routing)
+            .field("affinity", &self.affinity)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .finish()
@@ -360,6 +374,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .map_err(|m| error("secrets.encryption_key", m))?;
         EncryptionKey::Inline(raw.secrets.encryption_key)
     };
+    let affinity = validate_affinity(&raw.affinity)?;
     let mut routing = validate_routing(&raw.routing)?;
     routing.breaker = validate_health(&raw.health)?;
     if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
@@ -384,8 +399,44 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         import: raw.catalog.import,
         catalog_refresh_secs: raw.catalog.refresh_secs,
         routing,
+        affinity,
         log_format: raw.log.format,
         log_level: raw.log.level,
+    })
+}
+
+fn validate_affinity(
+    a: &RawAffinity,
+) -> Result<switchyard_http::public::SessionAffinity, ConfigError> {
+    use switchyard_http::public::SessionRule;
+    let rules = |route: &str, names: &[String]| {
+        names
+            .iter()
+            .map(|name| {
+                SessionRule::parse(name.trim()).ok_or_else(|| {
+                    error(
+                        format!("affinity.{route}"),
+                        format!(
+                            "unknown rule `{name}`; expected header, prompt_cache_key, \
+                             previous_response_id or metadata_user_id"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let header = a.session_header.trim().to_ascii_lowercase();
+    if !header.is_empty()
+        && actix_web::http::header::HeaderName::from_bytes(header.as_bytes()).is_err()
+    {
+        return Err(error("affinity.session_header", "not a valid header name"));
+    }
+    Ok(switchyard_http::public::SessionAffinity {
+        header: (!header.is_empty()).then_some(header),
+        chat: rules("chat", &a.chat)?,
+        responses: rules("responses", &a.responses)?,
+        messages: rules("messages", &a.messages)?,
+        gemini: rules("gemini", &a.gemini)?,
     })
 }
 

@@ -62,6 +62,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         catalog: catalog.clone(),
         admin_token_hash: Arc::from(token.hash()),
         system: system.clone(),
+        affinity: Arc::new(config.affinity.clone()),
     };
     let max_body = config.max_body_bytes;
     let server = HttpServer::new(move || {

@@ -123,6 +123,23 @@ pub fn build_request(
             HeaderValue::from_static("text/event-stream"),
         ));
     }
+    // Anthropic refuses requests without a version; a client of another format (converted
+    // here) never sends one. A client's or the endpoint's own value wins.
+    let anthropic = matches!(
+        endpoint.api_format,
+        ApiFormat::Claude | ApiFormat::ClaudeCli
+    );
+    let versioned = endpoint
+        .headers
+        .keys()
+        .chain(client_headers.iter().map(|(n, _)| n))
+        .any(|n| n.eq_ignore_ascii_case("anthropic-version"));
+    if anthropic && !versioned {
+        headers.push((
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static("2023-06-01"),
+        ));
+    }
     for (name, value) in &endpoint.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| BuildError(format!("bad endpoint header name `{name}`")))?;
@@ -168,6 +185,7 @@ mod tests {
             first_byte_timeout_secs: 30,
             max_retries: 2,
             max_concurrent: None,
+            format_conversion: None,
             keys: vec![],
         }
     }

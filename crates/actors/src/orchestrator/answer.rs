@@ -12,7 +12,7 @@ use switchyard_core::routing::RouteError;
 /// A settled success.
 #[derive(Debug)]
 pub enum Settled {
-    /// A whole JSON body (the upstream's, unchanged).
+    /// A whole JSON body (the upstream's, unchanged, or converted to the client's format).
     Json {
         /// The body.
         body: Bytes,
@@ -73,6 +73,10 @@ pub(super) struct Tally {
     pub(super) circuit_skips: u32,
     pub(super) waited_rate_limit: bool,
     pub(super) deadline_hit: bool,
+    /// Candidates skipped because the request cannot be converted to their format.
+    pub(super) unconvertible: u32,
+    /// Why, for the last of them.
+    pub(super) unconvertible_cause: Option<String>,
 }
 
 impl Tally {
@@ -141,6 +145,23 @@ pub(super) fn final_failure(tally: &Tally, candidates: usize, deadline: Instant)
                 "The request deadline passed after {} upstream attempt(s){}.",
                 tally.attempts,
                 cause_suffix(tally)
+            ),
+            retry_after: None,
+        };
+    }
+    // Nothing was tried because no candidate's format can express the request: the client has
+    // to change it, retrying is pointless.
+    if tally.attempts == 0 && tally.unconvertible > 0 && tally.circuit_skips == 0 {
+        return Failure {
+            status: 400,
+            error_type: "invalid_request_error",
+            code: "unsupported_by_upstreams".into(),
+            message: format!(
+                "No upstream serving this model can express the request ({}).",
+                tally
+                    .unconvertible_cause
+                    .as_deref()
+                    .unwrap_or("cannot convert")
             ),
             retry_after: None,
         };

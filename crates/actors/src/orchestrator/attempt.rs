@@ -13,8 +13,9 @@ use switchyard_core::outcome::UpstreamOutcome;
 use switchyard_core::ratelimit;
 use switchyard_core::secret::redact;
 use switchyard_formats::body::{BodyKind, inspect_json_body, looks_like_html};
+use switchyard_formats::convert;
+use switchyard_formats::dialect::{Dialect, StreamEvent};
 use switchyard_formats::error_body::parse_error_body;
-use switchyard_formats::openai::chat::{StreamEvent, classify_stream_event};
 use switchyard_formats::sse::{SseEvent, SseParser};
 use switchyard_formats::usage::Usage;
 use switchyard_upstream::{SendFailure, UpstreamClients, build_request, send};
@@ -52,6 +53,15 @@ impl std::fmt::Debug for Success {
             Success::Stream { events, .. } => write!(f, "Stream({} events read)", events.len()),
         }
     }
+}
+
+/// The dialect the upstream answers in and the one the client expects.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialects {
+    /// The endpoint's.
+    pub upstream: Dialect,
+    /// The client's.
+    pub client: Dialect,
 }
 
 /// One attempt's result.
@@ -100,6 +110,7 @@ pub async fn run(
     key: &ProviderKey,
     upstream_model: &str,
     stream: bool,
+    dialects: Dialects,
     body: Bytes,
     client_headers: &[(String, String)],
     deadline: Instant,
@@ -110,6 +121,7 @@ pub async fn run(
         key,
         upstream_model,
         stream,
+        dialects,
         body,
         client_headers,
         deadline,
@@ -143,6 +155,7 @@ async fn call(
     key: &ProviderKey,
     upstream_model: &str,
     stream: bool,
+    dialects: Dialects,
     body: Bytes,
     client_headers: &[(String, String)],
     deadline: Instant,
@@ -178,6 +191,7 @@ async fn call(
         first_event(
             response,
             status,
+            dialects.upstream,
             first_byte.min(deadline.saturating_duration_since(Instant::now())),
         )
         .await
@@ -185,6 +199,7 @@ async fn call(
         whole_body(
             response,
             status,
+            dialects,
             body_timeout.min(deadline.saturating_duration_since(Instant::now())),
         )
         .await
@@ -250,7 +265,12 @@ async fn read_limited(
     Some(out)
 }
 
-async fn whole_body(response: reqwest::Response, status: u16, timeout: Duration) -> Attempt {
+async fn whole_body(
+    response: reqwest::Response,
+    status: u16,
+    dialects: Dialects,
+    timeout: Duration,
+) -> Attempt {
     let bytes = match tokio::time::timeout(timeout, response.bytes()).await {
         Err(_) => {
             return Attempt::failed(
@@ -269,15 +289,31 @@ async fn whole_body(response: reqwest::Response, status: u16, timeout: Duration)
         Ok(Ok(bytes)) => bytes,
     };
     match inspect_json_body(&bytes) {
-        BodyKind::Json(value) => Attempt {
-            outcome: UpstreamOutcome::Success,
-            success: Some(Success::Json {
-                usage: switchyard_formats::openai::chat::usage_from_response(&value),
-                body: bytes,
-            }),
-            status: Some(status),
-            detail: None,
-        },
+        BodyKind::Json(value) => {
+            let usage = convert::usage_from_response(dialects.upstream, &value);
+            let body = if dialects.upstream == dialects.client {
+                bytes
+            } else {
+                // An answer the client's format cannot carry is this upstream's failure: the
+                // next candidate may answer in a form that converts.
+                match convert::convert_response(dialects.upstream, dialects.client, &value) {
+                    Ok(converted) => converted,
+                    Err(unsupported) => {
+                        return Attempt::failed(
+                            UpstreamOutcome::MalformedBody,
+                            Some(status),
+                            format!("the answer {unsupported}"),
+                        );
+                    }
+                }
+            };
+            Attempt {
+                outcome: UpstreamOutcome::Success,
+                success: Some(Success::Json { usage, body }),
+                status: Some(status),
+                detail: None,
+            }
+        }
         BodyKind::ErrorObject(body) => {
             let detail = format!("error inside a {status} body: {}", body.message);
             Attempt::failed(UpstreamOutcome::ErrorInBody { body }, Some(status), detail)
@@ -297,7 +333,12 @@ async fn whole_body(response: reqwest::Response, status: u16, timeout: Duration)
 
 /// Reads until the first valid event. Every byte read so far is parsed together, so an error
 /// in the very first chunk is seen (fix of the reference's §11.1 #12).
-async fn first_event(response: reqwest::Response, status: u16, timeout: Duration) -> Attempt {
+async fn first_event(
+    response: reqwest::Response,
+    status: u16,
+    upstream: Dialect,
+    timeout: Duration,
+) -> Attempt {
     let mut rest: ByteStream = response.bytes_stream().boxed();
     let mut parser = SseParser::new();
     let mut events: Vec<SseEvent> = Vec::new();
@@ -354,7 +395,7 @@ async fn first_event(response: reqwest::Response, status: u16, timeout: Duration
             continue;
         };
         // The first event decides; the rest of the chunk is relayed after it.
-        match classify_stream_event(&event) {
+        match convert::classify_stream_event(upstream, &event) {
             StreamEvent::Chunk { .. } => {
                 events.push(event);
                 events.extend(batch);
@@ -384,7 +425,7 @@ async fn first_event(response: reqwest::Response, status: u16, timeout: Duration
                     "the first stream event is not valid JSON",
                 );
             }
-            StreamEvent::Done => {
+            StreamEvent::Done { .. } => {
                 return Attempt::failed(
                     UpstreamOutcome::MalformedBody,
                     Some(status),

@@ -12,11 +12,13 @@
 
 mod answer;
 mod attempt;
+mod count_tokens;
 mod record;
 mod relay;
 mod run;
 
 pub use answer::{Failure, Settled};
+pub use count_tokens::{CountTokens, Counted, count_tokens};
 pub use record::RequestRecord;
 pub use relay::RelayStream;
 
@@ -28,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use switchyard_core::ApiFormat;
 use switchyard_core::catalog::{GatewayKey, User};
-use switchyard_formats::openai::chat::ChatRequest;
+use switchyard_formats::ClientRequest;
 
 /// Everything the HTTP layer hands over for one request.
 #[derive(Debug)]
@@ -45,8 +47,14 @@ pub struct RequestContext {
     pub gateway_key: Arc<GatewayKey>,
     /// Its user.
     pub user: Arc<User>,
-    /// The parsed request.
-    pub request: ChatRequest,
+    /// The parsed request, in the client's dialect.
+    pub request: ClientRequest,
+    /// Who the client is for cache affinity: the gateway key id, or the session identity the
+    /// request carries (see `affinity_rule`).
+    pub affinity_key: String,
+    /// Which rule chose `affinity_key` (`gateway_key`, `prompt_cache_key`…), for the hit-rate
+    /// metrics.
+    pub affinity_rule: &'static str,
     /// Capability requirements.
     pub capabilities: BTreeMap<String, bool>,
     /// Client headers that may be forwarded (the upstream builder filters them).

@@ -15,9 +15,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use switchyard_core::SecretString;
 use switchyard_core::secret::redact;
-use switchyard_formats::openai::chat::{
-    StreamEvent, classify_stream_event, done_event, stream_error_event,
-};
+use switchyard_formats::convert::{self, StreamConverter};
+use switchyard_formats::dialect::{Dialect, StreamEvent};
+use switchyard_formats::envelope::{GatewayError, stream_error_event};
 use switchyard_formats::sse::{SseEvent, SseParser, encode};
 use switchyard_formats::usage::Usage;
 
@@ -37,6 +37,10 @@ pub struct RelayOptions {
     pub include_usage: bool,
     /// Longest silence from the upstream before the stream is ended with an error.
     pub idle: Duration,
+    /// The dialect the upstream streams in.
+    pub upstream: Dialect,
+    /// The dialect the client reads.
+    pub client: Dialect,
 }
 
 /// The body of a streamed response.
@@ -49,6 +53,10 @@ pub struct RelayStream {
     ended: bool,
     include_usage: bool,
     idle: Duration,
+    upstream: Dialect,
+    client: Dialect,
+    /// Present when the upstream's dialect is not the client's.
+    converter: Option<StreamConverter>,
     idle_timer: Pin<Box<tokio::time::Sleep>>,
     finaliser: Option<Finaliser>,
     /// The provider key: an upstream error event that quotes it is redacted before relaying.
@@ -79,7 +87,11 @@ impl RelayStream {
         let RelayOptions {
             include_usage,
             idle,
+            upstream,
+            client,
         } = options;
+        let converter =
+            (upstream != client).then(|| StreamConverter::new(upstream, client, include_usage));
         let mut relay = Self {
             rest,
             parser,
@@ -89,6 +101,9 @@ impl RelayStream {
             ended: false,
             include_usage,
             idle,
+            upstream,
+            client,
+            converter,
             idle_timer: Box::pin(tokio::time::sleep(idle)),
             finaliser: Some(finaliser),
             secret,
@@ -100,13 +115,13 @@ impl RelayStream {
         relay
     }
 
-    /// Handles one upstream event: relay it (or hide the forced usage chunk), note usage and
-    /// completion, end on `[DONE]`, an error or garbage.
+    /// Handles one upstream event: relay it (converted, or as it came; the forced usage chunk
+    /// hidden), note usage and completion, end on the terminator, an error or garbage.
     fn take(&mut self, event: SseEvent) {
         if self.ended {
             return;
         }
-        match classify_stream_event(&event) {
+        match convert::classify_stream_event(self.upstream, &event) {
             StreamEvent::Chunk {
                 usage,
                 finished,
@@ -117,19 +132,35 @@ impl RelayStream {
                     self.usage.merge_stream(&usage);
                 }
                 self.finished |= finished;
-                if !usage_only || self.include_usage {
+                if let Some(converter) = &mut self.converter {
+                    self.out.extend(converter.push(&event));
+                } else if !usage_only || self.include_usage {
                     self.out
                         .push_back(encode(event.event.as_deref(), &event.data));
                 }
             }
-            StreamEvent::Done => {
-                self.out.push_back(done_event());
+            StreamEvent::Done { usage } => {
+                if let Some(usage) = usage {
+                    self.usage.merge_stream(&usage);
+                }
+                if let Some(converter) = &mut self.converter {
+                    self.out.extend(converter.push(&event));
+                    self.out.extend(converter.finish());
+                } else {
+                    self.out
+                        .push_back(encode(event.event.as_deref(), &event.data));
+                }
                 self.end(StreamEnd::Completed);
             }
             StreamEvent::Error(body) => {
-                let data = redact(&event.data, self.secret.expose());
-                self.out.push_back(encode(event.event.as_deref(), &data));
                 let message = redact(&body.message, self.secret.expose()).into_owned();
+                if self.converter.is_some() {
+                    self.out
+                        .push_back(self.error_event(&message, "upstream_error"));
+                } else {
+                    let data = redact(&event.data, self.secret.expose());
+                    self.out.push_back(encode(event.event.as_deref(), &data));
+                }
                 self.end(StreamEnd::Failed(format!(
                     "upstream error event: {message}"
                 )));
@@ -140,13 +171,27 @@ impl RelayStream {
         }
     }
 
+    /// An in-band error event in the client's dialect.
+    fn error_event(&self, message: &str, code: &str) -> Bytes {
+        stream_error_event(
+            self.client,
+            &GatewayError {
+                status: 502,
+                error_type: "upstream_error",
+                code,
+                message,
+                param: None,
+            },
+        )
+    }
+
     /// Ends with an in-band error event: never a silent truncated success.
     fn fail(&mut self, why: &str) {
-        self.out.push_back(stream_error_event(
+        let event = self.error_event(
             &format!("{why}; the response is incomplete"),
-            "upstream_error",
-            Some("stream_interrupted"),
-        ));
+            "stream_interrupted",
+        );
+        self.out.push_back(event);
         self.end(StreamEnd::Failed(why.to_owned()));
     }
 
@@ -166,7 +211,11 @@ impl RelayStream {
             return;
         }
         if self.finished {
-            self.out.push_back(done_event());
+            // Complete without its terminator (Gemini has none): close it properly.
+            match &mut self.converter {
+                Some(converter) => self.out.extend(converter.finish()),
+                None => self.out.extend(convert::terminator(self.client)),
+            }
             self.end(StreamEnd::Completed);
         } else {
             self.fail("the upstream closed the stream before it was complete");

@@ -19,7 +19,9 @@ use switchyard_core::breaker::Admission;
 use switchyard_core::classify::{Verdict, classify};
 use switchyard_core::outcome::UpstreamOutcome;
 use switchyard_core::routing::{AffinityTarget, Candidate, Resolution, SkipReason};
-use switchyard_formats::openai::chat::upstream_body;
+use switchyard_formats::convert;
+use switchyard_formats::dialect::Dialect;
+use switchyard_formats::ir;
 use switchyard_formats::usage::Usage;
 use switchyard_store::records::AttemptStatus;
 
@@ -58,7 +60,7 @@ pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Fa
 
     let resolved = system
         .scheduler
-        .pick(&ctx.gateway_key.id)
+        .pick(&ctx.affinity_key)
         .ask(
             Resolve {
                 model: ctx.request.model.clone(),
@@ -67,7 +69,7 @@ pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Fa
                 gateway_key: ctx.gateway_key.clone(),
                 user: ctx.user.clone(),
                 capabilities: ctx.capabilities.clone(),
-                affinity_key: ctx.gateway_key.id.clone(),
+                affinity_key: ctx.affinity_key.clone(),
                 now: Utc::now(),
             },
             config.actor_timeout,
@@ -99,6 +101,10 @@ pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Fa
         }
     };
     let resolution = resolved.resolution;
+    system.counters.affinity.observe(
+        ctx.affinity_rule,
+        resolution.affinity == switchyard_core::routing::AffinityUse::Hit,
+    );
     record.global_model_id = Some(resolution.global_model.id.clone());
     let record = Arc::new(record);
     let skipped = resolution
@@ -132,7 +138,9 @@ pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Fa
         }
     }
     let first_usable = resolution.candidates.iter().position(|c| c.skip.is_none());
+    let neutral = std::cell::OnceCell::new();
     let looper = Looper {
+        neutral: &neutral,
         ctx: &ctx,
         record: &record,
         resolution: &resolution,
@@ -199,6 +207,8 @@ fn required(ctx: &RequestContext) -> Option<serde_json::Value> {
 
 /// What every candidate attempt needs.
 struct Looper<'a> {
+    /// The request in the neutral model, decoded on the first candidate that needs conversion.
+    neutral: &'a std::cell::OnceCell<Result<ir::Request, ir::Unsupported>>,
     ctx: &'a RequestContext,
     record: &'a Arc<RequestRecord>,
     resolution: &'a Resolution,
@@ -291,6 +301,17 @@ impl Looper<'_> {
                     }
                 }
             }
+            let upstream = Dialect::of(endpoint.api_format);
+            let body = match self.upstream_body(candidate, upstream) {
+                Ok(body) => body,
+                Err(unsupported) => {
+                    self.release_probe(&key.id, probe);
+                    tally.unconvertible += 1;
+                    tally.unconvertible_cause = Some(unsupported.to_string());
+                    self.skip(index, candidate, retry, unsupported.to_string());
+                    return Step::Next;
+                }
+            };
             let request = AcquireSlot {
                 key_id: key.id.clone(),
                 endpoint_id: endpoint.id.clone(),
@@ -340,7 +361,6 @@ impl Looper<'_> {
             }
             let started_at = Utc::now();
             let started = Instant::now();
-            let body = upstream_body(&self.ctx.request, &candidate.upstream_model);
             // A client that leaves takes the upstream call with it (dropping it closes it).
             let attempt = tokio::select! {
                 attempt = attempt::run(
@@ -349,6 +369,10 @@ impl Looper<'_> {
                     key,
                     &candidate.upstream_model,
                     self.ctx.request.stream,
+                    attempt::Dialects {
+                        upstream,
+                        client: self.ctx.request.dialect,
+                    },
                     body,
                     &self.ctx.client_headers,
                     self.deadline,
@@ -389,9 +413,9 @@ impl Looper<'_> {
             if class.invalidate_affinity && candidate.is_cached {
                 system
                     .scheduler
-                    .pick(&self.ctx.gateway_key.id)
+                    .pick(&self.ctx.affinity_key)
                     .tell(InvalidateAffinity {
-                        affinity_key: self.ctx.gateway_key.id.clone(),
+                        affinity_key: self.ctx.affinity_key.clone(),
                         format: self.ctx.format,
                         global_model_id: self.resolution.global_model.id.clone(),
                         target: Self::affinity_target(candidate),
@@ -407,6 +431,12 @@ impl Looper<'_> {
             row.concurrent_requests = Some(i32::try_from(lease.in_flight).unwrap_or(i32::MAX));
             row.error_type = Some(class.kind.as_str().to_owned());
             row.error_message = attempt.detail.clone();
+            if upstream != self.ctx.request.dialect {
+                row.extra = Some(serde_json::json!({"converted": {
+                    "from": self.ctx.format.as_str(),
+                    "to": endpoint.api_format.as_str(),
+                }}));
+            }
 
             match class.verdict {
                 Verdict::Done => {
@@ -414,16 +444,23 @@ impl Looper<'_> {
                     if key.cache_ttl_minutes > 0 {
                         system
                             .scheduler
-                            .pick(&self.ctx.gateway_key.id)
+                            .pick(&self.ctx.affinity_key)
                             .tell(SetAffinity {
-                                affinity_key: self.ctx.gateway_key.id.clone(),
+                                affinity_key: self.ctx.affinity_key.clone(),
                                 format: self.ctx.format,
                                 global_model_id: self.resolution.global_model.id.clone(),
                                 target: Self::affinity_target(candidate),
                                 ttl: Duration::from_secs(u64::from(key.cache_ttl_minutes) * 60),
                             });
                     }
-                    return self.settle(attempt.success, row, serving, lease, key.secret.clone());
+                    return self.settle(
+                        attempt.success,
+                        row,
+                        serving,
+                        lease,
+                        key.secret.clone(),
+                        upstream,
+                    );
                 }
                 Verdict::RetrySame => {
                     self.failed(row, &attempt, tally, &serving);
@@ -506,6 +543,25 @@ impl Looper<'_> {
         }
     }
 
+    /// The body for this candidate: the client's own (model replaced) when the endpoint speaks
+    /// its dialect, else the request converted — or why it cannot be.
+    fn upstream_body(
+        &self,
+        candidate: &Candidate,
+        upstream: Dialect,
+    ) -> Result<bytes::Bytes, ir::Unsupported> {
+        let request = &self.ctx.request;
+        if upstream == request.dialect {
+            return Ok(convert::native_body(request, &candidate.upstream_model));
+        }
+        let neutral = self
+            .neutral
+            .get_or_init(|| convert::decode_request(request))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        convert::encode_request(neutral, upstream, &candidate.upstream_model)
+    }
+
     /// Sleeps; `false` when the client went away meanwhile.
     async fn pause(&self, pause: Duration) -> bool {
         tokio::select! {
@@ -557,6 +613,7 @@ impl Looper<'_> {
         serving: Serving,
         lease: crate::slots::Lease,
         secret: switchyard_core::SecretString,
+        upstream: Dialect,
     ) -> Step {
         let system = &self.ctx.system;
         match success {
@@ -595,6 +652,8 @@ impl Looper<'_> {
                     RelayOptions {
                         include_usage: self.ctx.request.include_usage,
                         idle: system.config.stream_idle_timeout,
+                        upstream,
+                        client: self.ctx.request.dialect,
                     },
                     finaliser,
                     lease,

@@ -18,8 +18,10 @@
 //!    and (when the model restricts capabilities) support every required one. The key's and the
 //!    user's `allowed_providers` (id or name) and `allowed_endpoints` hide the rest silently:
 //!    hidden providers are not candidates at all.
-//! 4. Endpoint: the provider's one endpoint speaking exactly the request's format (there is no
-//!    cross-format routing).
+//! 4. Endpoint: the provider's endpoint speaking the request's format (exact format first, then
+//!    the same payloads — a Claude Code client on an Anthropic endpoint); else, when conversion is
+//!    allowed for an endpoint (its `format_conversion`, or the global setting), that endpoint,
+//!    with the request and answer converted. Converted candidates sort after every native one.
 //! 5. Keys: every key of that endpoint is a candidate. One that must not be tried carries a
 //!    [`SkipReason`] (circuit open, cooling down after a 429, expired, model not allowed, capability
 //!    mismatch — checked in that order) and keeps its place, so the trace shows why it was passed.
@@ -354,14 +356,12 @@ pub fn resolve(
             continue;
         }
         // 4. Endpoint.
-        let Some((endpoint_index, endpoint)) = provider
-            .endpoints
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.api_format == req.format)
+        let Some((endpoint_index, endpoint)) =
+            pick_endpoint(provider, req.format, catalog.settings.format_conversion)
         else {
             continue;
         };
+        let converted = !endpoint.api_format.same_payloads(req.format);
         if !access::allows_provider(key.allowed_providers.as_deref(), provider)
             || !access::allows_provider(user.allowed_providers.as_deref(), provider)
             || !access::allows_endpoint(key.allowed_endpoints.as_deref(), endpoint)
@@ -372,12 +372,12 @@ pub fn resolve(
         }
         // 6. The upstream name depends on the provider model, format and client only: once
         // per provider, not per key.
-        let upstream = order::upstream_model_name(model, req.format, req.affinity_key);
+        let upstream = order::upstream_model_name(model, endpoint.api_format, req.affinity_key);
         // 5. Keys.
         for (key_index, provider_key) in endpoint.keys.iter().enumerate() {
             let skip = access::skip_reason(provider_key, req, requested, canonical, view);
             ranked.push((
-                order::sort_key(mode, provider, provider_key, req.affinity_key),
+                order::sort_key(mode, provider, provider_key, req.affinity_key, converted),
                 Candidate {
                     provider: Arc::clone(provider),
                     endpoint_index,
@@ -414,6 +414,43 @@ pub fn resolve(
         candidates: ranked.into_iter().map(|(_, c)| c).collect(),
         affinity: affinity_use,
     })
+}
+
+/// The models a client may use, by canonical name: those its key and user may use (`allowed_models`)
+/// that at least one provider it may reach implements, sorted by name. This is what the model
+/// list endpoints show.
+pub fn visible_models(catalog: &Catalog, key: &GatewayKey, user: &User) -> Vec<Arc<GlobalModel>> {
+    let mut models: Vec<Arc<GlobalModel>> = catalog
+        .global_models
+        .values()
+        .filter(|model| {
+            access::allows_model(key.allowed_models.as_deref(), &model.name, &model.name)
+                && access::allows_model(user.allowed_models.as_deref(), &model.name, &model.name)
+                && catalog.providers.iter().any(|provider| {
+                    provider.models.contains_key(&model.id)
+                        && !provider.endpoints.is_empty()
+                        && access::allows_provider(key.allowed_providers.as_deref(), provider)
+                        && access::allows_provider(user.allowed_providers.as_deref(), provider)
+                })
+        })
+        .cloned()
+        .collect();
+    models.sort_by(|a, b| a.name.cmp(&b.name));
+    models
+}
+
+/// The endpoint of `provider` that serves a `format` client: the exact format, else one with
+/// the same payloads, else the first that allows conversion (its own flag, else `global`).
+fn pick_endpoint(
+    provider: &Provider,
+    format: ApiFormat,
+    global: bool,
+) -> Option<(usize, &Endpoint)> {
+    let endpoints = || provider.endpoints.iter().enumerate();
+    endpoints()
+        .find(|(_, e)| e.api_format == format)
+        .or_else(|| endpoints().find(|(_, e)| e.api_format.same_payloads(format)))
+        .or_else(|| endpoints().find(|(_, e)| e.format_conversion.unwrap_or(global)))
 }
 
 /// Promotes the affinity target to the front if it is usable and nothing usable is strictly

@@ -68,12 +68,14 @@ pub fn upstream_model_name<'m>(
 }
 
 /// A candidate's place in the order. All candidates of one resolution share a variant, so the
-/// derived (lexicographic) order is the mode's order; the key id last makes it total.
+/// derived (lexicographic) order is the mode's order; the key id last makes it total. `converted`
+/// comes first: candidates speaking the client's own format go before those that need conversion.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum SortKey<'c> {
     /// Provider priority, then provider name (a stable tie-break between providers), then the
     /// key's priority inside its endpoint, then the per-client hash.
     Provider {
+        converted: bool,
         provider_priority: i32,
         provider_name: &'c str,
         internal_priority: i32,
@@ -83,6 +85,7 @@ pub(super) enum SortKey<'c> {
     /// The key's global priority, then the per-client hash (so equal priorities spread across
     /// providers too), then provider and key priority.
     GlobalKey {
+        converted: bool,
         global_priority: i32,
         hash: u64,
         provider_priority: i32,
@@ -97,11 +100,13 @@ pub(super) fn sort_key<'c>(
     provider: &'c Provider,
     key: &'c ProviderKey,
     affinity_key: &str,
+    converted: bool,
 ) -> SortKey<'c> {
     let internal_priority = key.internal_priority.unwrap_or(i32::MAX);
     let hash = affinity_hash(affinity_key, &key.id);
     match mode {
         PriorityMode::Provider => SortKey::Provider {
+            converted,
             provider_priority: provider.priority,
             provider_name: &provider.name,
             internal_priority,
@@ -109,6 +114,7 @@ pub(super) fn sort_key<'c>(
             key_id: &key.id,
         },
         PriorityMode::GlobalKey => SortKey::GlobalKey {
+            converted,
             global_priority: key.global_priority.unwrap_or(i32::MAX),
             hash,
             provider_priority: provider.priority,
@@ -119,12 +125,24 @@ pub(super) fn sort_key<'c>(
 }
 
 impl SortKey<'_> {
+    fn converted(&self) -> bool {
+        match self {
+            SortKey::Provider { converted, .. } | SortKey::GlobalKey { converted, .. } => {
+                *converted
+            }
+        }
+    }
+
     /// Whether `self` is strictly better than `other` by *priority*, not merely by a tie-break —
     /// the test for dropping an affinity entry. Provider mode: a lower provider priority, or a
     /// lower key priority inside the same provider (key priorities order keys within an
     /// endpoint and mean nothing across providers, and the provider name is only a tie-break).
     /// Global-key mode: a lower global priority. Whenever this holds, `self` also sorts first.
+    /// A candidate served in the client's own format beats one that needs conversion.
     pub(super) fn beats(&self, other: &SortKey<'_>) -> bool {
+        if self.converted() != other.converted() {
+            return !self.converted();
+        }
         match (self, other) {
             (
                 SortKey::Provider {

@@ -92,6 +92,7 @@ fn provider_with(
                 first_byte_timeout_secs: 30,
                 max_retries: 2,
                 max_concurrent: None,
+                format_conversion: None,
                 keys: keys
                     .iter()
                     .map(|k| ProviderKey {
@@ -433,13 +434,17 @@ fn providers_without_the_model_or_streaming_or_the_format_are_omitted() {
         both,
     ]);
 
+    // A Claude Code endpoint carries the same payloads: it serves Claude clients too.
     let mut req = Req::new();
-    assert_eq!(key_ids(&run(&catalog, &req)), ["k-nostream", "k-both"]);
+    assert_eq!(
+        key_ids(&run(&catalog, &req)),
+        ["k-nostream", "k-cli", "k-both"]
+    );
     req.stream = true;
     let resolution = run(&catalog, &req);
-    assert_eq!(key_ids(&resolution), ["k-both"]);
+    assert_eq!(key_ids(&resolution), ["k-cli", "k-both"]);
     assert_eq!(
-        resolution.candidates[0].endpoint().api_format,
+        resolution.candidates[1].endpoint().api_format,
         ApiFormat::Claude
     );
     req.format = ApiFormat::OpenAi;
@@ -1215,6 +1220,7 @@ fn generate(spec: &[ProviderSpec], global_mode: bool, fixed: bool) -> Generated 
         } else {
             SchedulingMode::CacheAffinity
         },
+        format_conversion: false,
     };
     Generated {
         catalog: catalog_with(providers, settings),
@@ -1289,7 +1295,7 @@ proptest! {
         let rest = if cached.is_empty() { &r.candidates[..] } else { &r.candidates[1..] };
         let keys: Vec<_> = rest
             .iter()
-            .map(|c| order::sort_key(g.catalog.settings.priority_mode, &c.provider, c.key(), &client))
+            .map(|c| order::sort_key(g.catalog.settings.priority_mode, &c.provider, c.key(), &client, converted(c)))
             .collect();
         prop_assert!(keys.windows(2).all(|w| w[0] < w[1]));
 
@@ -1299,9 +1305,9 @@ proptest! {
         });
         if let (Some(tc), AffinityUse::Hit | AffinityUse::Dropped) = (target_key, r.affinity) {
             let mode = g.catalog.settings.priority_mode;
-            let tk = order::sort_key(mode, &tc.provider, tc.key(), &client);
+            let tk = order::sort_key(mode, &tc.provider, tc.key(), &client, converted(tc));
             let better = r.candidates.iter().any(|c| {
-                c.is_usable() && order::sort_key(mode, &c.provider, c.key(), &client).beats(&tk)
+                c.is_usable() && order::sort_key(mode, &c.provider, c.key(), &client, converted(c)).beats(&tk)
             });
             prop_assert_eq!(better, r.affinity == AffinityUse::Dropped);
         }
@@ -1312,6 +1318,7 @@ proptest! {
         a in (0..3i32, 0..3usize, 0..3i32, 0..3i32),
         b in (0..3i32, 0..3usize, 0..3i32, 0..3i32),
         global_mode in any::<bool>(),
+        converted in any::<(bool, bool)>(),
     ) {
         let names = ["x", "y", "z"];
         let mode = if global_mode { PriorityMode::GlobalKey } else { PriorityMode::Provider };
@@ -1320,10 +1327,132 @@ proptest! {
         };
         let (pa, ka) = make(a, "ka");
         let (pb, kb) = make(b, "kb");
-        let sa = order::sort_key(mode, &pa, &ka, "client");
-        let sb = order::sort_key(mode, &pb, &kb, "client");
+        let sa = order::sort_key(mode, &pa, &ka, "client", converted.0);
+        let sb = order::sort_key(mode, &pb, &kb, "client", converted.1);
         if sa.beats(&sb) {
             prop_assert!(sa < sb);
         }
     }
+}
+
+/// Whether a Claude client's candidate needs conversion.
+fn converted(candidate: &Candidate) -> bool {
+    !candidate
+        .endpoint()
+        .api_format
+        .same_payloads(ApiFormat::Claude)
+}
+
+fn converting(mut provider: Provider, allowed: Option<bool>) -> Provider {
+    for endpoint in &mut provider.endpoints {
+        endpoint.format_conversion = allowed;
+    }
+    provider
+}
+
+#[test]
+fn foreign_endpoints_serve_only_when_conversion_is_allowed_and_after_native_ones() {
+    let providers = || {
+        vec![
+            // Best priority, but speaks OpenAI chat only.
+            provider_with("openai", 1, &[ApiFormat::OpenAi], vec![key("k-openai")]),
+            // A Claude Code endpoint serves a Claude client natively (same payloads).
+            provider_with("cli", 50, &[ApiFormat::ClaudeCli], vec![key("k-cli")]),
+            provider("claude", 90, vec![key("k-claude")]),
+        ]
+    };
+    // Off by default: the foreign endpoint is no candidate at all.
+    let off = catalog(providers());
+    assert_eq!(key_ids(&run(&off, &Req::new())), vec!["k-cli", "k-claude"]);
+
+    // Allowed globally: it serves, after every native candidate despite its priority.
+    let settings = RoutingSettings {
+        format_conversion: true,
+        ..RoutingSettings::default()
+    };
+    let on = catalog_with(providers(), settings);
+    let resolution = run(&on, &Req::new());
+    assert_eq!(key_ids(&resolution), vec!["k-cli", "k-claude", "k-openai"]);
+    assert_eq!(
+        resolution.candidates[2].endpoint().api_format,
+        ApiFormat::OpenAi
+    );
+
+    // The endpoint's own flag overrides the global setting, both ways.
+    let mut own = providers();
+    let first = own.remove(0);
+    own.insert(0, converting(first, Some(true)));
+    let own = catalog(own);
+    assert_eq!(
+        key_ids(&run(&own, &Req::new())),
+        vec!["k-cli", "k-claude", "k-openai"]
+    );
+    let mut refused = providers();
+    let first = refused.remove(0);
+    refused.insert(0, converting(first, Some(false)));
+    let refused = catalog_with(refused, settings);
+    assert_eq!(
+        key_ids(&run(&refused, &Req::new())),
+        vec!["k-cli", "k-claude"]
+    );
+}
+
+#[test]
+fn a_native_candidate_usable_again_takes_affinity_back_from_a_converted_one() {
+    let settings = RoutingSettings {
+        format_conversion: true,
+        ..RoutingSettings::default()
+    };
+    let catalog = catalog_with(
+        vec![
+            provider_with("openai", 1, &[ApiFormat::OpenAi], vec![key("k-openai")]),
+            provider("claude", 90, vec![key("k-claude")]),
+        ],
+        settings,
+    );
+    let on_converted = AffinityTarget {
+        provider_id: "p-openai".into(),
+        endpoint_id: "e-openai-OPENAI".into(),
+        provider_key_id: "k-openai".into(),
+    };
+    let resolution = run_with(&catalog, &Req::new(), &View::default(), Some(&on_converted));
+    assert_eq!(resolution.affinity, AffinityUse::Dropped);
+    assert_eq!(key_ids(&resolution), vec!["k-claude", "k-openai"]);
+}
+
+#[test]
+fn visible_models_follow_model_and_provider_restrictions() {
+    let mut other = global_model();
+    other.id = "g-haiku".into();
+    other.name = "claude-haiku".into();
+    let mut unserved = global_model();
+    unserved.id = "g-opus".into();
+    unserved.name = "claude-opus".into();
+    let mut haiku_provider = provider("haiku-host", 1, vec![key("k-h")]);
+    haiku_provider.models = HashMap::from([("g-haiku".to_owned(), provider_model("haiku"))]);
+    let catalog = Catalog::build(
+        1,
+        CatalogParts {
+            providers: vec![provider("claude", 1, vec![key("k-c")]), haiku_provider],
+            global_models: vec![global_model(), other, unserved],
+            ..CatalogParts::default()
+        },
+    );
+    let names = |key: &GatewayKey, user: &User| -> Vec<String> {
+        visible_models(&catalog, key, user)
+            .iter()
+            .map(|m| m.name.clone())
+            .collect()
+    };
+    // Sorted; a model no provider implements is not listed.
+    assert_eq!(
+        names(&gateway_key(), &user()),
+        ["claude-haiku", "claude-sonnet"]
+    );
+    let mut only_sonnet = gateway_key();
+    only_sonnet.allowed_models = Some(vec![MODEL.into()]);
+    assert_eq!(names(&only_sonnet, &user()), [MODEL]);
+    let mut no_haiku_host = user();
+    no_haiku_host.allowed_providers = Some(vec!["claude".into()]);
+    assert_eq!(names(&gateway_key(), &no_haiku_host), [MODEL]);
 }

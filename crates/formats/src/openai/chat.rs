@@ -710,7 +710,7 @@ mod tests {
         assert_eq!(&done_event()[..], b"data: [DONE]\n\n");
         assert_eq!(
             classify_stream_event(&SseParser::default().push(&done_event())[0]),
-            StreamEvent::Done { .. }
+            StreamEvent::Done { usage: None }
         );
     }
 }

@@ -2,12 +2,13 @@
 //! balance, the global in-flight cap, and the body size — each refused with a clear error in
 //! the caller's format before any routing work.
 
-use super::errors::openai_error;
+use super::errors::error_response;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use switchyard_actors::ActorSystem;
 use switchyard_core::catalog::{GatewayKey, User};
+use switchyard_formats::dialect::Dialect;
 use switchyard_store::CatalogHandle;
 use switchyard_store::secrets::hash_token;
 
@@ -20,6 +21,8 @@ pub struct PublicState {
     pub catalog: Arc<CatalogHandle>,
     /// Largest body accepted.
     pub max_body_bytes: usize,
+    /// How each front door finds a client's session identity for cache affinity.
+    pub affinity: Arc<super::affinity::SessionAffinity>,
 }
 
 /// A refused request: the response, and the caller when the key itself was valid (the refusal
@@ -50,7 +53,7 @@ pub struct Caller {
     pub user: Arc<User>,
 }
 
-/// The bearer token of an OpenAI-style request.
+/// The bearer token of a request.
 fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get("authorization")?
@@ -61,29 +64,69 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get(name)?
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The `key` query parameter (Gemini clients may authenticate with `?key=`).
+fn query_key(req: &HttpRequest) -> Option<String> {
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()?
+        .get("key")
+        .filter(|k| !k.trim().is_empty())
+        .cloned()
+}
+
+/// The gateway key where a client of `dialect` sends it: OpenAI `Authorization: Bearer`;
+/// Anthropic `x-api-key` (Claude Code may send Bearer); Gemini `x-goog-api-key` or `?key=`.
+pub fn client_key(req: &HttpRequest, dialect: Dialect) -> Option<String> {
+    match dialect {
+        Dialect::Chat | Dialect::Responses => bearer(req).map(str::to_owned),
+        Dialect::Messages => header(req, "x-api-key")
+            .or_else(|| bearer(req))
+            .map(str::to_owned),
+        Dialect::Gemini => header(req, "x-goog-api-key")
+            .map(str::to_owned)
+            .or_else(|| query_key(req)),
+    }
+}
+
+/// How a client of `dialect` is told to authenticate.
+fn how_to_authenticate(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Chat | Dialect::Responses => {
+            "Missing gateway key: send `Authorization: Bearer <key>`."
+        }
+        Dialect::Messages => "Missing gateway key: send `x-api-key: <key>`.",
+        Dialect::Gemini => "Missing gateway key: send `x-goog-api-key: <key>` or `?key=<key>`.",
+    }
+}
+
 #[expect(
     clippy::result_large_err,
     reason = "the error is the finished response, built once per refused request"
 )]
 /// Authenticates and checks quota. The error says what is wrong without saying which keys exist.
-pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, Refused> {
+pub fn admit(state: &PublicState, req: &HttpRequest, dialect: Dialect) -> Result<Caller, Refused> {
     let unauthorized = |message: &str| {
-        openai_error(
+        error_response(
+            dialect,
             401,
             "invalid_request_error",
             "invalid_api_key",
             message,
-            None,
-            None,
         )
     };
-    let Some(token) = bearer(req) else {
-        return Err(
-            unauthorized("Missing gateway key: send `Authorization: Bearer <key>`.").into(),
-        );
+    let Some(token) = client_key(req, dialect) else {
+        return Err(unauthorized(how_to_authenticate(dialect)).into());
     };
     let catalog = state.catalog.current();
-    let Some(key) = catalog.gateway_keys.get(&hash_token(token)).cloned() else {
+    let Some(key) = catalog.gateway_keys.get(&hash_token(&token)).cloned() else {
         return Err(unauthorized("Invalid gateway key.").into());
     };
     let now = chrono::Utc::now();
@@ -100,13 +143,12 @@ pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, Refused> 
             let remaining = balance - spent;
             if remaining <= 0.0 {
                 return Err(Refused {
-                    response: openai_error(
+                    response: error_response(
+                        dialect,
                         429,
                         "insufficient_quota",
                         "quota_exceeded",
                         &format!("This key's balance is used up (remaining {remaining:.4} USD)."),
-                        None,
-                        None,
                     ),
                     caller: Some(Caller { key, user }),
                 });
@@ -116,13 +158,12 @@ pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, Refused> 
         let remaining = quota - user.used_usd - ledger.since(&user.id, catalog.loaded_at);
         if remaining <= 0.0 {
             return Err(Refused {
-                response: openai_error(
+                response: error_response(
+                    dialect,
                     429,
                     "insufficient_quota",
                     "quota_exceeded",
                     &format!("The user's quota is used up (remaining {remaining:.4} USD)."),
-                    None,
-                    None,
                 ),
                 caller: Some(Caller { key, user }),
             });
@@ -135,27 +176,26 @@ pub fn admit(state: &PublicState, req: &HttpRequest) -> Result<Caller, Refused> 
 pub async fn read_body(
     mut payload: web::Payload,
     limit: usize,
+    dialect: Dialect,
 ) -> Result<web::Bytes, HttpResponse> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
-            openai_error(
+            error_response(
+                dialect,
                 400,
                 "invalid_request_error",
                 "invalid_body",
                 &format!("Cannot read the body: {e}"),
-                None,
-                None,
             )
         })?;
         if body.len() + chunk.len() > limit {
-            return Err(openai_error(
+            return Err(error_response(
+                dialect,
                 413,
                 "invalid_request_error",
                 "request_too_large",
                 &format!("The body is larger than {limit} bytes."),
-                None,
-                None,
             ));
         }
         body.extend_from_slice(&chunk);

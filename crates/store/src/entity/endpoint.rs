@@ -17,6 +17,7 @@ pub struct Model {
     pub max_retries: i32,
     pub max_concurrent: Option<i32>,
     pub is_active: bool,
+    pub format_conversion: Option<bool>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

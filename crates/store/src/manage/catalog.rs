@@ -201,6 +201,10 @@ pub struct EndpointInput {
     /// Inactive endpoints are never candidates.
     #[serde(default = "yes")]
     pub is_active: bool,
+    /// May serve clients of other formats, converted (absent = the global `format_conversion`
+    /// setting decides).
+    #[serde(default)]
+    pub format_conversion: Option<bool>,
 }
 
 fn default_timeout() -> i32 {
@@ -256,6 +260,7 @@ impl Resource for Endpoints {
             max_retries: m.max_retries,
             max_concurrent: m.max_concurrent,
             is_active: m.is_active,
+            format_conversion: m.format_conversion,
         }
     }
 
@@ -318,6 +323,7 @@ impl Resource for Endpoints {
             max_retries: Set(input.max_retries),
             max_concurrent: Set(input.max_concurrent),
             is_active: Set(input.is_active),
+            format_conversion: Set(input.format_conversion),
             created_at: Set(existing.map_or(ctx.now, |e| e.created_at)),
             updated_at: Set(ctx.now),
         })

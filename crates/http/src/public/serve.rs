@@ -1,8 +1,11 @@
-//! `POST /v1/chat/completions`.
+//! The one request path every generation front door shares: admit, read and validate the body in
+//! the caller's dialect, hand it to a per-request Orchestrator started on this worker's own
+//! Arbiter, and turn its settlement into the response — errors in the caller's envelope.
 
-use super::admission::{PublicState, admit, read_body};
-use super::errors::{failure_response, openai_error};
+use super::admission::{Caller, PublicState, admit, read_body};
+use super::errors::{Reply, error_response, failure_response};
 use actix::Actor;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::Stream;
 use std::collections::BTreeMap;
@@ -13,20 +16,51 @@ use switchyard_actors::orchestrator::{
     Execute, InFlight, Orchestrator, RelayStream, RequestContext, Settled,
 };
 use switchyard_core::ApiFormat;
-use switchyard_formats::openai::chat::parse_request;
+use switchyard_formats::dialect::{ClientRequest, Dialect, RequestError};
+use switchyard_formats::envelope::GatewayError;
+use switchyard_formats::{anthropic, gemini, openai};
 use switchyard_upstream::FORWARDED_CLIENT_HEADERS;
 
 /// Header that lets a client require (`cap`) or refuse (`-cap`) capabilities; read
 /// case-insensitively (fix of the reference's §11.1 #13).
 const REQUIRE_CAPABILITY: &str = "x-require-capability";
 
-/// Handles one Chat Completions request.
-pub async fn chat_completions(
+/// Which front door a request came through.
+#[derive(Debug, Clone)]
+pub struct FrontDoor {
+    /// The client's format (its dialect follows).
+    pub format: ApiFormat,
+    /// Gemini: the model and streaming flag from the path.
+    pub gemini: Option<(String, bool)>,
+}
+
+impl FrontDoor {
+    fn dialect(&self) -> Dialect {
+        Dialect::of(self.format)
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<ClientRequest, RequestError> {
+        match (self.dialect(), &self.gemini) {
+            (Dialect::Chat, _) => openai::chat::parse_request(body),
+            (Dialect::Responses, _) => openai::responses::parse_request(body),
+            (Dialect::Messages, _) => anthropic::messages::parse_request(body),
+            (Dialect::Gemini, Some((model, stream))) => {
+                gemini::generate::parse_request(body, model, *stream)
+            }
+            (Dialect::Gemini, None) => Err(RequestError::new("model", "is required in the path")),
+        }
+    }
+}
+
+/// Serves one generation request.
+pub async fn serve(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<PublicState>,
+    door: FrontDoor,
 ) -> HttpResponse {
     let started = Instant::now();
+    let dialect = door.dialect();
     let request_id = uuid::Uuid::now_v7().to_string();
     let client_request_id: Option<String> = req
         .headers()
@@ -34,28 +68,24 @@ pub async fn chat_completions(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(200).collect());
     // An authenticated client's refused request is recorded too, with the status it received.
-    let refuse = |caller: &super::admission::Caller,
-                  model: Option<&str>,
-                  mut response: HttpResponse,
-                  message: &str| {
+    let refuse = |caller: &Caller, model: Option<&str>, mut response: HttpResponse, why: &str| {
         state.system.record_refusal(
             &request_id,
             client_request_id.clone(),
             &caller.key,
-            ApiFormat::OpenAi,
+            door.format,
             model,
             response.status().as_u16(),
-            message,
+            why,
         );
-        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert(
-                actix_web::http::header::HeaderName::from_static("x-request-id"),
-                value,
-            );
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), value);
         }
         response
     };
-    let caller = match admit(&state, &req) {
+    let caller = match admit(&state, &req, dialect) {
         Ok(caller) => caller,
         Err(refused) => {
             return match &refused.caller {
@@ -67,42 +97,54 @@ pub async fn chat_completions(
     let Some(in_flight) =
         InFlight::acquire(&state.system.in_flight, state.system.config.max_in_flight)
     else {
-        return openai_error(
+        let mut response = error_response(
+            dialect,
             503,
             "server_error",
             "overloaded",
             "The gateway is at its in-flight limit; retry shortly.",
-            Some(1),
-            None,
         );
+        response.headers_mut().insert(
+            HeaderName::from_static("retry-after"),
+            HeaderValue::from_static("1"),
+        );
+        return response;
     };
-    let body = match read_body(payload, state.max_body_bytes).await {
+    let body = match read_body(payload, state.max_body_bytes, dialect).await {
         Ok(body) => body,
         Err(response) => return refuse(&caller, None, response, "request body refused"),
     };
-    let request = match parse_request(&body) {
+    let request = match door.parse(&body) {
         Ok(request) => request,
         Err(e) => {
-            let message = if e.field.is_empty() {
-                e.message.clone()
-            } else {
-                format!("{}: {}", e.field, e.message)
-            };
-            // OpenAI puts the failing field in `param`.
-            let param = (!e.field.is_empty()).then_some(e.field.as_str());
-            let envelope = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": "invalid_request"}});
-            let model = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_owned));
-            return refuse(
-                &caller,
-                model.as_deref(),
-                HttpResponse::BadRequest().json(envelope),
-                &message,
-            );
+            let message = e.to_string();
+            let response = Reply {
+                dialect,
+                error: GatewayError {
+                    status: 400,
+                    error_type: "invalid_request_error",
+                    code: "invalid_request",
+                    message: &message,
+                    // OpenAI names the failing field in `param`.
+                    param: (!e.field.is_empty()).then_some(e.field.as_str()),
+                },
+                retry_after: None,
+                request_id: None,
+            }
+            .response();
+            let model = door.gemini.as_ref().map(|(m, _)| m.clone()).or_else(|| {
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_owned))
+            });
+            return refuse(&caller, model.as_deref(), response, &message);
         }
     };
-    let capabilities = capabilities(&req, &caller, &request.model);
+    let capabilities = capabilities(&req, &caller, &request.model, dialect);
+    let (affinity_key, affinity_rule) =
+        state
+            .affinity
+            .key_for(dialect, &req, &request.body, &caller.key.id);
     // Only the headers that may be forwarded upstream are copied out of the request.
     let client_headers: Vec<(String, String)> = FORWARDED_CLIENT_HEADERS
         .iter()
@@ -116,10 +158,12 @@ pub async fn chat_completions(
         system: state.system.clone(),
         request_id: request_id.clone(),
         client_request_id,
-        format: ApiFormat::OpenAi,
+        format: door.format,
         gateway_key: caller.key,
         user: caller.user,
         request,
+        affinity_key,
+        affinity_rule,
         capabilities,
         client_headers,
         started,
@@ -134,14 +178,19 @@ pub async fn chat_completions(
         Ok(settled) => settled,
         Err(e) => {
             tracing::error!(request_id = %request_id, error = %e, "orchestrator did not settle");
-            return openai_error(
-                500,
-                "server_error",
-                "internal_error",
-                "The request could not be settled.",
-                None,
-                Some(&request_id),
-            );
+            return Reply {
+                dialect,
+                error: GatewayError {
+                    status: 500,
+                    error_type: "server_error",
+                    code: "internal_error",
+                    message: "The request could not be settled.",
+                    param: None,
+                },
+                retry_after: None,
+                request_id: Some(&request_id),
+            }
+            .response();
         }
     };
     match settled {
@@ -158,16 +207,18 @@ pub async fn chat_completions(
                 relay,
                 _in_flight: in_flight,
             }),
-        Err(failure) => failure_response(&failure, &request_id),
+        Err(failure) => failure_response(dialect, &failure, Some(&request_id)),
     }
 }
 
 /// Capability requirements: the user's per-model settings, then the key's forced ones, then
-/// the request header (later sources override earlier ones).
+/// the request header (later sources override earlier ones); finally, for Anthropic clients,
+/// `context_1m` when `anthropic-beta` asks for the 1M context and nothing above decided it.
 fn capabilities(
     req: &HttpRequest,
-    caller: &super::admission::Caller,
+    caller: &Caller,
     model: &str,
+    dialect: Dialect,
 ) -> BTreeMap<String, bool> {
     let mut caps = BTreeMap::new();
     if let Some(settings) = caller.user.model_capability_settings.get(model) {
@@ -187,6 +238,15 @@ fn capabilities(
                 Some(name) => caps.insert(name.to_ascii_lowercase(), false),
                 None => caps.insert(item.to_ascii_lowercase(), true),
             };
+        }
+    }
+    if dialect == Dialect::Messages && !caps.contains_key("context_1m") {
+        let wants_1m = req.headers().get_all("anthropic-beta").any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("context-1m"))
+        });
+        if wants_1m {
+            caps.insert("context_1m".into(), true);
         }
     }
     caps

@@ -1,0 +1,276 @@
+//! One entry point per job, dispatching on the [`Dialect`]: the body sent upstream (native or
+//! converted), usage and stream-event facts of the upstream's dialect, and answers converted to
+//! the client's dialect — whole or as a stream.
+//!
+//! Conversion always goes `client dialect → ir → upstream dialect` and back, through each
+//! dialect's codec; a request's neutral form is decoded once and encoded per candidate.
+
+use crate::anthropic::{messages, messages_codec};
+use crate::dialect::{ClientRequest, Dialect, StreamEvent};
+use crate::gemini::{generate, generate_codec};
+use crate::ir::{self, Unsupported};
+use crate::openai::{chat, chat_codec, responses, responses_codec};
+use crate::sse::{self, SseEvent};
+use crate::usage::Usage;
+use bytes::Bytes;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+/// The body for an upstream of the client's own dialect: the client's body with the upstream
+/// model name (Gemini: unchanged, the model is in the URL) and, for OpenAI chat streams, usage
+/// reporting forced on.
+#[must_use]
+pub fn native_body(req: &ClientRequest, upstream_model: &str) -> Bytes {
+    match req.dialect {
+        Dialect::Chat => chat::upstream_body(req, upstream_model),
+        Dialect::Gemini => to_bytes(&req.body),
+        Dialect::Messages | Dialect::Responses => to_bytes(&WithModel {
+            body: &req.body,
+            model: upstream_model,
+        }),
+    }
+}
+
+/// The client's request in the neutral model.
+///
+/// # Errors
+/// A field or part the neutral model cannot carry.
+pub fn decode_request(req: &ClientRequest) -> Result<ir::Request, Unsupported> {
+    let mut decoded = match req.dialect {
+        Dialect::Chat => chat_codec::decode_request(&req.body),
+        Dialect::Responses => responses_codec::decode_request(&req.body),
+        Dialect::Messages => messages_codec::decode_request(&req.body),
+        Dialect::Gemini => generate_codec::decode_request(&req.body),
+    }?;
+    // Gemini carries streaming in the path, not the body.
+    decoded.stream = req.stream;
+    Ok(decoded)
+}
+
+/// The body for an upstream of dialect `to`.
+///
+/// # Errors
+/// A part the target dialect cannot express.
+pub fn encode_request(
+    request: &ir::Request,
+    to: Dialect,
+    upstream_model: &str,
+) -> Result<Bytes, Unsupported> {
+    let mut body = match to {
+        Dialect::Chat => chat_codec::encode_request(request, upstream_model),
+        Dialect::Responses => responses_codec::encode_request(request, upstream_model),
+        Dialect::Messages => messages_codec::encode_request(request, upstream_model),
+        Dialect::Gemini => generate_codec::encode_request(request, upstream_model),
+    }?;
+    if to == Dialect::Chat && request.stream {
+        // Accounting needs the usage chunk; the client never sees this stream raw.
+        body.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": true}),
+        );
+    }
+    Ok(to_bytes(&body))
+}
+
+/// Normalised usage of a whole upstream answer of `dialect`.
+#[must_use]
+pub fn usage_from_response(dialect: Dialect, body: &Value) -> Option<Usage> {
+    match dialect {
+        Dialect::Chat => chat::usage_from_response(body),
+        Dialect::Responses => responses::usage_from_response(body),
+        Dialect::Messages => messages::usage_from_response(body),
+        Dialect::Gemini => generate::usage_from_response(body),
+    }
+}
+
+/// What one upstream stream event of `dialect` means to the gateway.
+#[must_use]
+pub fn classify_stream_event(dialect: Dialect, event: &SseEvent) -> StreamEvent {
+    match dialect {
+        Dialect::Chat => chat::classify_stream_event(event),
+        Dialect::Responses => responses::classify_stream_event(event),
+        Dialect::Messages => messages::classify_stream_event(event),
+        Dialect::Gemini => generate::classify_stream_event(event),
+    }
+}
+
+/// The frame that ends a complete stream of `dialect` when the upstream closed without it
+/// (`None`: the dialect has no terminator, or it cannot be made up — Responses' carries the
+/// whole answer).
+#[must_use]
+pub fn terminator(dialect: Dialect) -> Option<Bytes> {
+    match dialect {
+        Dialect::Chat => Some(chat::done_event()),
+        Dialect::Messages => Some(sse::encode(
+            Some("message_stop"),
+            r#"{"type":"message_stop"}"#,
+        )),
+        Dialect::Responses | Dialect::Gemini => None,
+    }
+}
+
+/// A whole upstream answer of dialect `from` as the body a client of dialect `to` expects.
+///
+/// # Errors
+/// The answer holds something the neutral model or the client's dialect cannot carry.
+pub fn convert_response(from: Dialect, to: Dialect, body: &Value) -> Result<Bytes, Unsupported> {
+    let answer = match from {
+        Dialect::Chat => chat_codec::decode_response(body),
+        Dialect::Responses => responses_codec::decode_response(body),
+        Dialect::Messages => messages_codec::decode_response(body),
+        Dialect::Gemini => generate_codec::decode_response(body),
+    }?;
+    let out = match to {
+        Dialect::Chat => chat_codec::encode_response(&answer),
+        Dialect::Responses => responses_codec::encode_response(&answer),
+        Dialect::Messages => messages_codec::encode_response(&answer),
+        Dialect::Gemini => generate_codec::encode_response(&answer),
+    };
+    Ok(to_bytes(&out))
+}
+
+/// Converts a stream event by event: upstream events of one dialect in, client frames of
+/// another out.
+#[derive(Debug)]
+pub struct StreamConverter {
+    decoder: Decoder,
+    encoder: Encoder,
+}
+
+#[derive(Debug)]
+enum Decoder {
+    Chat(chat_codec::StreamDecoder),
+    Responses(responses_codec::StreamDecoder),
+    Messages(messages_codec::StreamDecoder),
+    Gemini(generate_codec::StreamDecoder),
+}
+
+#[derive(Debug)]
+enum Encoder {
+    Chat(chat_codec::StreamEncoder),
+    Responses(responses_codec::StreamEncoder),
+    Messages(messages_codec::StreamEncoder),
+    Gemini(generate_codec::StreamEncoder),
+}
+
+impl StreamConverter {
+    /// Upstream `from`, client `to`; `include_usage` as the OpenAI chat client asked.
+    #[must_use]
+    pub fn new(from: Dialect, to: Dialect, include_usage: bool) -> Self {
+        let decoder = match from {
+            Dialect::Chat => Decoder::Chat(chat_codec::StreamDecoder::new()),
+            Dialect::Responses => Decoder::Responses(responses_codec::StreamDecoder::new()),
+            Dialect::Messages => Decoder::Messages(messages_codec::StreamDecoder::new()),
+            Dialect::Gemini => Decoder::Gemini(generate_codec::StreamDecoder::new()),
+        };
+        let encoder = match to {
+            Dialect::Chat => Encoder::Chat(chat_codec::StreamEncoder::new(include_usage)),
+            Dialect::Responses => {
+                Encoder::Responses(responses_codec::StreamEncoder::new(include_usage))
+            }
+            Dialect::Messages => {
+                Encoder::Messages(messages_codec::StreamEncoder::new(include_usage))
+            }
+            Dialect::Gemini => Encoder::Gemini(generate_codec::StreamEncoder::new(include_usage)),
+        };
+        Self { decoder, encoder }
+    }
+
+    /// One upstream event in, the client's frames out (often none, sometimes several).
+    pub fn push(&mut self, event: &SseEvent) -> Vec<Bytes> {
+        let deltas = match &mut self.decoder {
+            Decoder::Chat(d) => d.push(event),
+            Decoder::Responses(d) => d.push(event),
+            Decoder::Messages(d) => d.push(event),
+            Decoder::Gemini(d) => d.push(event),
+        };
+        let mut out = Vec::new();
+        for delta in &deltas {
+            out.extend(match &mut self.encoder {
+                Encoder::Chat(e) => e.push(delta),
+                Encoder::Responses(e) => e.push(delta),
+                Encoder::Messages(e) => e.push(delta),
+                Encoder::Gemini(e) => e.push(delta),
+            });
+        }
+        out
+    }
+
+    /// The answer is complete: the client's closing frames.
+    pub fn finish(&mut self) -> Vec<Bytes> {
+        match &mut self.encoder {
+            Encoder::Chat(e) => e.finish(),
+            Encoder::Responses(e) => e.finish(),
+            Encoder::Messages(e) => e.finish(),
+            Encoder::Gemini(e) => e.finish(),
+        }
+    }
+}
+
+#[expect(
+    clippy::expect_used,
+    reason = "serialising serde_json values, whose map keys are strings, into a Vec cannot fail"
+)]
+fn to_bytes<T: Serialize>(value: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).expect("JSON values always serialise"))
+}
+
+/// A body seen with its `model` replaced, serialised without cloning the body.
+struct WithModel<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+}
+
+impl Serialize for WithModel<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let add_model = !self.body.contains_key("model");
+        let mut map = serializer.serialize_map(Some(self.body.len() + usize::from(add_model)))?;
+        if add_model {
+            map.serialize_entry("model", self.model)?;
+        }
+        for (key, value) in self.body {
+            if key == "model" {
+                map.serialize_entry(key, self.model)?;
+            } else {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(dialect: Dialect, body: Value) -> ClientRequest {
+        let Value::Object(body) = body else {
+            unreachable!("test bodies are objects")
+        };
+        ClientRequest {
+            dialect,
+            model: "client-name".into(),
+            stream: false,
+            include_usage: false,
+            body,
+        }
+    }
+
+    #[test]
+    fn native_bodies_carry_the_upstream_model_where_the_dialect_puts_it() {
+        let messages = request(
+            Dialect::Messages,
+            json!({"model": "client-name", "max_tokens": 5, "messages": []}),
+        );
+        let body: Value =
+            serde_json::from_slice(&native_body(&messages, "claude-x")).expect("json");
+        assert_eq!(
+            body,
+            json!({"model": "claude-x", "max_tokens": 5, "messages": []})
+        );
+        let gemini = request(Dialect::Gemini, json!({"contents": []}));
+        let body: Value = serde_json::from_slice(&native_body(&gemini, "gemini-x")).expect("json");
+        assert_eq!(body, json!({"contents": []}));
+    }
+}
