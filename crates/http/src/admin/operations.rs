@@ -292,6 +292,8 @@ async fn trace(
             "key_preview": key.as_ref().map(|k| k.secret_preview.clone()),
             "started_at": a.started_at,
             "finished_at": a.finished_at,
+            // Conversion details (`{"converted": {"from", "to"}}`) and the like.
+            "extra": a.extra,
         }));
     }
     Ok(HttpResponse::Ok().json(json!({
@@ -307,7 +309,8 @@ fn usage_json(u: usage::Model) -> Value {
         "status": u.status, "status_code": u.status_code, "error_message": u.error_message,
         "model": u.model, "target_model": u.target_model, "provider_name": u.provider_name,
         "provider_id": u.provider_id, "endpoint_id": u.endpoint_id, "provider_key_id": u.provider_key_id,
-        "user_id": u.user_id, "gateway_key_id": u.gateway_key_id, "api_format": u.api_format, "is_stream": u.is_stream,
+        "user_id": u.user_id, "gateway_key_id": u.gateway_key_id, "api_format": u.api_format,
+        "upstream_format": u.upstream_format, "is_stream": u.is_stream,
         "input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "total_tokens": u.total_tokens,
         "cache_creation_input_tokens": u.cache_creation_input_tokens, "cache_read_input_tokens": u.cache_read_input_tokens,
         "reasoning_tokens": u.reasoning_tokens, "total_cost_usd": u.total_cost_usd, "actual_total_cost_usd": u.actual_total_cost_usd,
