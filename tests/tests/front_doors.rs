@@ -55,6 +55,10 @@ impl World {
             let provider_id = provider(&gw, &format!("u-{name}"), format, &caching).await;
             add_model(&gw, &format!("fu-{name}"), &[&provider_id]).await;
         }
+        // An OpenAI upstream that cuts its streams after two events.
+        let cutting = format!("{}/_b/fault=stream_cut,after_events=2", mock.url());
+        let provider_id = provider(&gw, "cut-openai", "OPENAI", &cutting).await;
+        add_model(&gw, "fc-openai", &[&provider_id]).await;
         let (status, body) = send(
             gw.admin(reqwest::Method::PUT, "/settings/format_conversion")
                 .json(&json!({"value": true})),
@@ -672,4 +676,33 @@ async fn sessions_named_by_the_request_get_their_own_affinity() {
     assert_eq!(rule("prompt_cache_key")["hits"], 1, "{status}");
     assert_eq!(rule("metadata_user_id")["lookups"], 2, "{status}");
     assert_eq!(rule("metadata_user_id")["hits"], 1, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converted_stream_cut_midway_ends_with_the_callers_own_error_event() {
+    switchyard_tests::install_crypto();
+    let world = World::start().await;
+    for door in ["messages", "gemini", "responses"] {
+        let (path, kind, body) = request(door, "fc-openai", true);
+        let (status, id, text) = world.call(kind, &path, &body).await;
+        // Committed at the first event: the status is already 200.
+        assert_eq!(status, 200, "{door}: {text}");
+        let events = switchyard_tests::sse_data(&text);
+        let last: Value = serde_json::from_str(events.last().expect("events")).expect("json");
+        match door {
+            "messages" => {
+                assert!(text.contains("event: error"), "{text}");
+                assert_eq!(last["type"], "error", "{text}");
+                assert!(last["error"]["message"].is_string(), "{text}");
+                assert!(!text.contains("message_stop"), "{text}");
+            }
+            "gemini" => assert!(last["error"]["status"].is_string(), "{text}"),
+            _ => {
+                assert_eq!(last["type"], "error", "{text}");
+                assert!(!text.contains("response.completed"), "{text}");
+            }
+        }
+        let trace = trace(&world.gw, &id).await;
+        assert_eq!(trace["usage"]["status"], "failed", "{door}: {trace}");
+    }
 }
