@@ -706,3 +706,80 @@ async fn a_converted_stream_cut_midway_ends_with_the_callers_own_error_event() {
         assert_eq!(trace["usage"]["status"], "failed", "{door}: {trace}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_beta_context_1m_and_cache_1h_pick_the_keys_that_have_them() {
+    switchyard_tests::install_crypto();
+    let world = World::start().await;
+    let gw = &world.gw;
+    let post = |path: &'static str, body: Value| async move {
+        let (status, answer) = send(gw.admin(reqwest::Method::POST, path).json(&body)).await;
+        assert_eq!(status, 201, "POST {path} {body}: {answer}");
+        answer
+    };
+    let provider = post("/providers", json!({"name": "caps", "priority": 1})).await;
+    let endpoint = post(
+        "/endpoints",
+        json!({"provider_id": provider["id"], "api_format": "CLAUDE", "base_url": world.mock.url()}),
+    )
+    .await;
+    for (name, priority, caps) in [
+        ("plain", 1, json!({})),
+        ("long", 2, json!({"context_1m": true})),
+        ("hour", 3, json!({"cache_1h": true})),
+    ] {
+        post(
+            "/provider-keys",
+            json!({"endpoint_id": endpoint["id"], "name": format!("caps-{name}"),
+                "api_key": format!("sk-caps-{name}"), "internal_priority": priority,
+                "capabilities": caps, "cache_ttl_minutes": 0}),
+        )
+        .await;
+    }
+    add_model(gw, "fcap", &[provider["id"].as_str().expect("id")]).await;
+    let served_by = |before: [u64; 3], after: [u64; 3]| {
+        ["plain", "long", "hour"]
+            .iter()
+            .zip(before.iter().zip(after))
+            .filter(|(_, (b, a))| a > *b)
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+    };
+    let counts = || async {
+        [
+            world.mock.count_for("sk-caps-plain").await,
+            world.mock.count_for("sk-caps-long").await,
+            world.mock.count_for("sk-caps-hour").await,
+        ]
+    };
+    let call = |beta: Option<&'static str>, require: Option<&'static str>| {
+        let mut request = client()
+            .post(gw.url("/v1/messages"))
+            .header("x-api-key", &world.key)
+            .header("anthropic-version", "2023-06-01")
+            .json(&messages_body("fcap", false));
+        if let Some(beta) = beta {
+            request = request.header("anthropic-beta", beta);
+        }
+        if let Some(require) = require {
+            // Read case-insensitively, whatever the client's spelling.
+            request = request.header("X-Require-Capability", require);
+        }
+        async move {
+            let response = request.send().await.expect("sent");
+            assert_eq!(response.status().as_u16(), 200);
+        }
+    };
+    let before = counts().await;
+    call(None, None).await;
+    let after = counts().await;
+    assert_eq!(served_by(before, after), ["plain"]);
+    // The 1M-context beta needs a key that has the capability (compatible: others are skipped).
+    call(Some("context-1m-2025-08-07,prompt-caching-2024-07-31"), None).await;
+    let later = counts().await;
+    assert_eq!(served_by(after, later), ["long"]);
+    // cache_1h is exclusive: only requests that ask for it use the keys that have it.
+    call(None, Some("cache_1h")).await;
+    let last = counts().await;
+    assert_eq!(served_by(later, last), ["hour"]);
+}
