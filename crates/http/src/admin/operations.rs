@@ -313,7 +313,8 @@ fn usage_json(u: usage::Model) -> Value {
         "upstream_format": u.upstream_format, "is_stream": u.is_stream,
         "input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "total_tokens": u.total_tokens,
         "cache_creation_input_tokens": u.cache_creation_input_tokens, "cache_read_input_tokens": u.cache_read_input_tokens,
-        "reasoning_tokens": u.reasoning_tokens, "total_cost_usd": u.total_cost_usd, "actual_total_cost_usd": u.actual_total_cost_usd,
+        "reasoning_tokens": u.reasoning_tokens, "request_cost_usd": u.request_cost_usd,
+        "total_cost_usd": u.total_cost_usd, "actual_total_cost_usd": u.actual_total_cost_usd,
         "response_time_ms": u.response_time_ms, "first_byte_time_ms": u.first_byte_time_ms,
         "created_at": u.created_at, "finished_at": u.finished_at,
     })
