@@ -775,7 +775,11 @@ async fn anthropic_beta_context_1m_and_cache_1h_pick_the_keys_that_have_them() {
     let after = counts().await;
     assert_eq!(served_by(before, after), ["plain"]);
     // The 1M-context beta needs a key that has the capability (compatible: others are skipped).
-    call(Some("context-1m-2025-08-07,prompt-caching-2024-07-31"), None).await;
+    call(
+        Some("context-1m-2025-08-07,prompt-caching-2024-07-31"),
+        None,
+    )
+    .await;
     let later = counts().await;
     assert_eq!(served_by(after, later), ["long"]);
     // cache_1h is exclusive: only requests that ask for it use the keys that have it.
