@@ -32,6 +32,11 @@ pub struct Request {
     pub tools: Vec<Tool>,
     /// How the model must use the tools; `None` = the dialect's default (auto).
     pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may call several tools in one turn; `None` = the dialect's default,
+    /// which is parallel calls allowed in every dialect; `Some(false)` = at most one tool call
+    /// per turn (OpenAI's `parallel_tool_calls: false`, Anthropic's
+    /// `disable_parallel_tool_use: true`). Only meaningful when there are tools.
+    pub parallel_tool_calls: Option<bool>,
     /// Upper bound on generated tokens.
     pub max_tokens: Option<u64>,
     /// Sampling temperature.

@@ -7,13 +7,15 @@
 //!   `caller` of `{"type":"direct"}` on `tool_use`, `display: "summarized"` (the default) on
 //!   `thinking`, empty `citations` on text blocks, `disable_parallel_tool_use: false` (the
 //!   default).
+//! - `tool_choice.disable_parallel_tool_use: true` becomes
+//!   [`ir::Request::parallel_tool_calls`] `Some(false)` (at most one tool call per turn).
 //! - Refused ([`Unsupported`], naming the field): any other unknown field (`container`,
 //!   `inference_geo`, `mcp_servers`, `context_management`…), server tools (a `tools[]` entry with
-//!   a `type` other than `custom`), `disable_parallel_tool_use: true`, block types the model has
-//!   no place for (`document`, `search_result`, `redacted_thinking`, `server_tool_use`, the
-//!   `*_tool_result` blocks of server tools…), image sources other than `base64` and `url`
-//!   (`file`), non-empty `citations`, `thinking.display: "omitted"`, `output_config.effort`
-//!   other than `low`/`medium`/`high` or without adaptive thinking.
+//!   a `type` other than `custom`), block types the model has no place for (`document`,
+//!   `search_result`, `redacted_thinking`, `server_tool_use`, the `*_tool_result` blocks of
+//!   server tools…), image sources other than `base64` and `url` (`file`), non-empty
+//!   `citations`, `thinking.display: "omitted"`, `output_config.effort` other than
+//!   `low`/`medium`/`high` or without adaptive thinking.
 //! - `thinking: {type: enabled, budget_tokens}` becomes a budget; `{type: adaptive}` becomes the
 //!   effort of `output_config.effort` (Anthropic's default, `high`, when absent); `{type:
 //!   disabled}` is the dialect's default and becomes no reasoning at all.
@@ -31,6 +33,11 @@
 //!   `temperature`, `top_k`, `top_p` below 0.95 and forced tool use: those are refused here
 //!   with a clear reason instead of a 400 from the upstream.
 //! - `temperature` above 1 is refused (Anthropic's range is 0–1, OpenAI's 0–2).
+//! - One tool call per turn ([`ir::Request::parallel_tool_calls`] `Some(false)`) becomes
+//!   `disable_parallel_tool_use: true` in `tool_choice` when there are tools, in a `{"type":
+//!   "auto"}` choice (Anthropic's default) when the request has no tool choice. Not with a
+//!   `none` choice: Anthropic forbids the flag there, and a turn without calls keeps the
+//!   promise anyway. `Some(true)` is Anthropic's default and sends nothing.
 //! - Thinking parts without a signature are dropped: Anthropic rejects unsigned thinking blocks,
 //!   and documents thinking from earlier turns as optional. Empty text parts are dropped
 //!   (Anthropic rejects empty text blocks), and a turn left empty is dropped (consecutive turns
@@ -109,7 +116,11 @@ pub fn decode_request(body: &Map<String, Value>) -> Result<ir::Request, Unsuppor
             "stop_sequences" => req.stop = as_strings(value, key)?,
             "stream" => req.stream = as_bool(value, key)?,
             "tools" => req.tools = decode_tools(value)?,
-            "tool_choice" => req.tool_choice = Some(decode_tool_choice(value)?),
+            "tool_choice" => {
+                let (choice, parallel_tool_calls) = decode_tool_choice(value)?;
+                req.tool_choice = Some(choice);
+                req.parallel_tool_calls = parallel_tool_calls;
+            }
             "thinking" => thinking = Some(value),
             "output_config" => output_config = Some(as_object(value, key)?),
             other => return Err(Unsupported::new(other)),
@@ -345,26 +356,31 @@ fn decode_tools(value: &Value) -> Result<Vec<ir::Tool>, Unsupported> {
         .collect()
 }
 
-fn decode_tool_choice(value: &Value) -> Result<ir::ToolChoice, Unsupported> {
+/// The tool choice and the parallel-call setting Anthropic keeps inside it:
+/// `disable_parallel_tool_use: true` is `Some(false)`; `false` (Anthropic's default) and absence
+/// are `None`.
+fn decode_tool_choice(value: &Value) -> Result<(ir::ToolChoice, Option<bool>), Unsupported> {
     let object = as_object(value, "tool_choice")?;
     check_keys(
         object,
         &["type", "name", "disable_parallel_tool_use"],
         "tool_choice",
     )?;
-    if object.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
-        return Err(Unsupported::new("tool_choice.disable_parallel_tool_use"));
-    }
-    match object.get("type").and_then(Value::as_str) {
-        Some("auto") => Ok(ir::ToolChoice::Auto),
-        Some("any") => Ok(ir::ToolChoice::Required),
-        Some("none") => Ok(ir::ToolChoice::None),
-        Some("tool") => Ok(ir::ToolChoice::Tool(
-            str_field(object, "name", "tool_choice")?.to_owned(),
-        )),
-        Some(other) => Err(Unsupported::new(format!("tool_choice ({other})"))),
-        None => Err(Unsupported::new("tool_choice (untyped)")),
-    }
+    let parallel_tool_calls = match object.get("disable_parallel_tool_use") {
+        None | Some(Value::Null) => None,
+        Some(disable) => {
+            as_bool(disable, "tool_choice.disable_parallel_tool_use")?.then_some(false)
+        }
+    };
+    let choice = match object.get("type").and_then(Value::as_str) {
+        Some("auto") => ir::ToolChoice::Auto,
+        Some("any") => ir::ToolChoice::Required,
+        Some("none") => ir::ToolChoice::None,
+        Some("tool") => ir::ToolChoice::Tool(str_field(object, "name", "tool_choice")?.to_owned()),
+        Some(other) => return Err(Unsupported::new(format!("tool_choice ({other})"))),
+        None => return Err(Unsupported::new("tool_choice (untyped)")),
+    };
+    Ok((choice, parallel_tool_calls))
 }
 
 /// Reads `output_config`: its `format` goes into `req`, its effort is returned for
@@ -479,8 +495,8 @@ pub fn encode_request(req: &ir::Request, model: &str) -> Result<Map<String, Valu
             req.tools.iter().map(encode_tool).collect::<Vec<_>>().into(),
         );
     }
-    if let Some(choice) = &req.tool_choice {
-        body.insert("tool_choice".into(), encode_tool_choice(choice));
+    if let Some(choice) = encode_tool_choice(req) {
+        body.insert("tool_choice".into(), choice);
     }
     if let Some(temperature) = req.temperature {
         if temperature > 1.0 {
@@ -715,13 +731,34 @@ fn encode_tool(tool: &ir::Tool) -> Value {
     Value::Object(out)
 }
 
-fn encode_tool_choice(choice: &ir::ToolChoice) -> Value {
-    match choice {
-        ir::ToolChoice::Auto => json!({"type": "auto"}),
-        ir::ToolChoice::None => json!({"type": "none"}),
-        ir::ToolChoice::Required => json!({"type": "any"}),
-        ir::ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
+/// `tool_choice`, carrying Anthropic's switch for one tool call per turn when the request asks
+/// for it and has tools; `None` when neither a choice nor the switch is to be sent.
+fn encode_tool_choice(req: &ir::Request) -> Option<Value> {
+    let one_call = req.parallel_tool_calls == Some(false) && !req.tools.is_empty();
+    let mut choice = Map::new();
+    match &req.tool_choice {
+        // The switch lives in `tool_choice`: `auto` is Anthropic's default choice.
+        None if one_call => {
+            choice.insert("type".into(), json!("auto"));
+        }
+        None => return None,
+        Some(ir::ToolChoice::Auto) => {
+            choice.insert("type".into(), json!("auto"));
+        }
+        // Anthropic forbids the switch on `none`, and a turn without calls keeps it anyway.
+        Some(ir::ToolChoice::None) => return Some(json!({"type": "none"})),
+        Some(ir::ToolChoice::Required) => {
+            choice.insert("type".into(), json!("any"));
+        }
+        Some(ir::ToolChoice::Tool(name)) => {
+            choice.insert("type".into(), json!("tool"));
+            choice.insert("name".into(), json!(name));
+        }
     }
+    if one_call {
+        choice.insert("disable_parallel_tool_use".into(), Value::Bool(true));
+    }
+    Some(Value::Object(choice))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1474,6 +1511,8 @@ mod tests {
             ],
             tools: vec![weather_tool()],
             tool_choice: Some(ToolChoice::Auto),
+            // `disable_parallel_tool_use: false` is Anthropic's default.
+            parallel_tool_calls: None,
             max_tokens: Some(16000),
             temperature: Some(1.0),
             top_p: Some(0.99),
@@ -1575,6 +1614,96 @@ mod tests {
     }
 
     #[test]
+    fn decode_request_parallel_tool_use() {
+        let decode = |choice: Value| {
+            let mut body = object(json!({
+                "model": "m", "max_tokens": 100,
+                "messages": [{"role": "user", "content": "Hi"}],
+                "tools": [{"name": "f", "input_schema": {"type": "object"}}]
+            }));
+            body.insert("tool_choice".into(), choice);
+            let req = decode_request(&body).expect("decodes");
+            (req.tool_choice, req.parallel_tool_calls)
+        };
+        assert_eq!(
+            decode(json!({"type": "auto", "disable_parallel_tool_use": true})),
+            (Some(ToolChoice::Auto), Some(false))
+        );
+        assert_eq!(
+            decode(json!({"type": "any", "disable_parallel_tool_use": true})),
+            (Some(ToolChoice::Required), Some(false))
+        );
+        assert_eq!(
+            decode(json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})),
+            (Some(ToolChoice::Tool("f".into())), Some(false))
+        );
+        assert_eq!(
+            decode(json!({"type": "auto", "disable_parallel_tool_use": false})),
+            (Some(ToolChoice::Auto), None),
+            "false is the default"
+        );
+        assert_eq!(
+            decode(json!({"type": "auto", "disable_parallel_tool_use": null})),
+            (Some(ToolChoice::Auto), None)
+        );
+        assert_eq!(
+            decode(json!({"type": "any"})),
+            (Some(ToolChoice::Required), None)
+        );
+    }
+
+    #[test]
+    fn encode_request_parallel_tool_use() {
+        let tool_choice = |tool_choice: Option<ToolChoice>, parallel: Option<bool>, tools: bool| {
+            let req = Request {
+                messages: vec![user(vec![text("Hi")])],
+                tools: if tools { vec![weather_tool()] } else { vec![] },
+                tool_choice,
+                parallel_tool_calls: parallel,
+                ..Request::default()
+            };
+            encode_request(&req, "m")
+                .expect("encodes")
+                .get("tool_choice")
+                .cloned()
+        };
+        let one = Some(false);
+        assert_eq!(
+            tool_choice(None, one, true),
+            Some(json!({"type": "auto", "disable_parallel_tool_use": true})),
+            "the switch lives in tool_choice, auto being the default"
+        );
+        assert_eq!(
+            tool_choice(Some(ToolChoice::Auto), one, true),
+            Some(json!({"type": "auto", "disable_parallel_tool_use": true}))
+        );
+        assert_eq!(
+            tool_choice(Some(ToolChoice::Required), one, true),
+            Some(json!({"type": "any", "disable_parallel_tool_use": true}))
+        );
+        assert_eq!(
+            tool_choice(Some(ToolChoice::Tool("get_weather".into())), one, true),
+            Some(json!({"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true}))
+        );
+        assert_eq!(
+            tool_choice(Some(ToolChoice::None), one, true),
+            Some(json!({"type": "none"})),
+            "Anthropic forbids the switch on none"
+        );
+        assert_eq!(tool_choice(None, one, false), None, "no tools, no switch");
+        assert_eq!(
+            tool_choice(Some(ToolChoice::Auto), one, false),
+            Some(json!({"type": "auto"}))
+        );
+        assert_eq!(tool_choice(None, Some(true), true), None, "the default");
+        assert_eq!(
+            tool_choice(Some(ToolChoice::Required), Some(true), true),
+            Some(json!({"type": "any"}))
+        );
+        assert_eq!(tool_choice(None, None, true), None);
+    }
+
+    #[test]
     fn decode_request_refusals() {
         let cases = [
             (json!({"container": "c_1"}), "container"),
@@ -1588,8 +1717,8 @@ mod tests {
                 "tools[0].strict",
             ),
             (
-                json!({"tool_choice": {"type": "auto", "disable_parallel_tool_use": true}}),
-                "tool_choice.disable_parallel_tool_use",
+                json!({"tool_choice": {"type": "auto", "disable_parallel_tool_use": "yes"}}),
+                "tool_choice.disable_parallel_tool_use (not a boolean)",
             ),
             (
                 json!({"messages": [{"role": "user", "content": [{"type": "document",
@@ -1666,6 +1795,7 @@ mod tests {
         // Forced tool use is not allowed with thinking: this golden has none.
         req.reasoning = None;
         req.tool_choice = Some(ToolChoice::Tool("get_weather".into()));
+        req.parallel_tool_calls = Some(false);
         req.temperature = Some(0.3);
         req.top_k = Some(40);
         req.stream = false;
@@ -1702,7 +1832,7 @@ mod tests {
                     ]}
                 ],
                 "tools": [{"name": "get_weather", "description": "Current weather", "input_schema": weather_schema()}],
-                "tool_choice": {"type": "tool", "name": "get_weather"},
+                "tool_choice": {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true},
                 "temperature": 0.3,
                 "top_p": 0.99,
                 "top_k": 40,
@@ -1949,6 +2079,7 @@ mod tests {
             ],
             tools: vec![weather_tool()],
             tool_choice: Some(ToolChoice::Required),
+            parallel_tool_calls: Some(false),
             max_tokens: Some(300),
             temperature: Some(0.0),
             top_p: Some(0.5),

@@ -72,7 +72,15 @@
 //!
 //! Refused on encode: a tool result with no earlier call of its id, or with an image or a
 //! non-text part; tool-call arguments that are not an object; an unknown reasoning effort; a
-//! `data:` image URL that is not base64. Dropped on encode: a [`Thinking`] with neither text nor
+//! `data:` image URL that is not base64; one tool call per turn
+//! ([`ir::Request::parallel_tool_calls`] `Some(false)`, which Codex always sends) when the model
+//! may call a tool. Gemini has no switch for it, and it does answer with several `functionCall`
+//! parts in one turn when it sees independent calls to make (Google's "parallel function
+//! calling", which needs no opt-in), so dropping the setting would let through an answer the
+//! client asked never to get — and a client that asks may handle only one call per turn. Without
+//! tools, or with [`ToolChoice::None`] (mode `NONE`), no call is made at all: the setting holds
+//! by itself and is left out. Decoding never sets it (Gemini cannot ask for it). Dropped on
+//! encode: a [`Thinking`] with neither text nor
 //! signature (it carries nothing), and a signature that is not base64 (Gemini's
 //! `thoughtSignature` is bytes: such a signature cannot be Gemini's, and sent it would fail the
 //! request, or the SDK's parsing of an answer; Gemini 2.5 accepts turns without signatures).
@@ -945,6 +953,16 @@ fn check_safety_settings(value: &Value) -> Result<(), Unsupported> {
 /// # Errors
 /// [`Unsupported`] for what Gemini cannot express (see the module documentation).
 pub fn encode_request(req: &ir::Request, _model: &str) -> Result<Map<String, Value>, Unsupported> {
+    // Gemini may answer with several calls and cannot be told not to; a request that calls no
+    // tool keeps the promise anyway.
+    if req.parallel_tool_calls == Some(false)
+        && !req.tools.is_empty()
+        && req.tool_choice != Some(ToolChoice::None)
+    {
+        return Err(Unsupported::new(
+            "parallel_tool_calls: false (Gemini cannot be held to one tool call per turn)",
+        ));
+    }
     let mut body = Map::new();
     if !req.system.is_empty() {
         let parts: Vec<Value> = req
@@ -1784,6 +1802,7 @@ mod tests {
                 },
             ],
             tool_choice: Some(ToolChoice::Tool("get_weather".into())),
+            parallel_tool_calls: None,
             max_tokens: Some(1024),
             temperature: Some(0.4),
             top_p: Some(0.95),
@@ -1839,6 +1858,7 @@ mod tests {
                         "days": {"type": "integer", "default": 1}}, "required": ["city"]}),
                 }],
                 tool_choice: Some(ToolChoice::Tool("get_weather".into())),
+                parallel_tool_calls: None,
                 max_tokens: Some(256),
                 temperature: Some(0.3),
                 top_p: Some(0.9),
@@ -2325,6 +2345,7 @@ mod tests {
                     "required": ["q"], "additionalProperties": false}),
             }],
             tool_choice: Some(ToolChoice::Required),
+            parallel_tool_calls: None,
             max_tokens: Some(512),
             temperature: Some(1.0),
             top_p: None,
@@ -2516,6 +2537,67 @@ mod tests {
     }
 
     #[test]
+    fn one_tool_call_per_turn_only_where_no_call_is_made() {
+        // Gemini cannot ask for it.
+        assert_eq!(
+            decode(sdk_request()).expect("decodes").parallel_tool_calls,
+            None
+        );
+        let with_tools = ir::Request {
+            messages: vec![user(vec![text("hi")])],
+            tools: vec![Tool {
+                name: "f".into(),
+                description: None,
+                parameters: empty_schema(),
+            }],
+            ..ir::Request::default()
+        };
+        let encode = |tool_choice: Option<ToolChoice>, parallel: Option<bool>, tools: bool| {
+            let req = ir::Request {
+                tool_choice,
+                parallel_tool_calls: parallel,
+                tools: if tools {
+                    with_tools.tools.clone()
+                } else {
+                    vec![]
+                },
+                ..with_tools.clone()
+            };
+            encode_request(&req, "gemini-2.5-flash").map_err(|refusal| refusal.what)
+        };
+        let refused = Err(
+            "parallel_tool_calls: false (Gemini cannot be held to one tool call per turn)"
+                .to_owned(),
+        );
+        // Codex's request: tools, no choice, one call per turn.
+        assert_eq!(encode(None, Some(false), true), refused);
+        for choice in [
+            ToolChoice::Auto,
+            ToolChoice::Required,
+            ToolChoice::Tool("f".into()),
+        ] {
+            assert_eq!(encode(Some(choice), Some(false), true), refused);
+        }
+        // No call can be made: the promise holds, nothing is sent for it.
+        assert_eq!(
+            encode(Some(ToolChoice::None), Some(false), true),
+            encode(Some(ToolChoice::None), None, true)
+        );
+        assert_eq!(encode(None, Some(false), false), encode(None, None, false));
+        assert!(encode(None, None, false).is_ok());
+        // Parallel calls allowed is Gemini's own behaviour.
+        assert_eq!(encode(None, Some(true), true), encode(None, None, true));
+        assert_eq!(
+            encode(None, Some(true), true).map(Value::Object),
+            Ok(json!({
+                "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                "tools": [{"functionDeclarations": [{"name": "f",
+                    "parametersJsonSchema": {"type": "object", "properties": {}}}]}]
+            }))
+        );
+    }
+
+    #[test]
     fn encode_refusals_name_the_part() {
         let with = |messages: Vec<Message>| ir::Request {
             messages,
@@ -2599,6 +2681,7 @@ mod tests {
                 },
             ],
             tool_choice: Some(ToolChoice::Tool("f".into())),
+            parallel_tool_calls: None,
             max_tokens: Some(100),
             temperature: Some(0.5),
             top_p: Some(0.25),

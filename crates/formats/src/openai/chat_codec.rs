@@ -4,8 +4,8 @@
 //! Invariants:
 //! - Nothing that changes the answer is dropped silently. A request field the neutral model
 //!   cannot carry is refused ([`Unsupported`], naming the field) unless it holds its default:
-//!   `n` 1, `parallel_tool_calls` true, `logprobs` false, `top_logprobs` 0, `frequency_penalty` /
-//!   `presence_penalty` 0, `logit_bias` {}, `modalities` `["text"]`, `verbosity` `"medium"`.
+//!   `n` 1, `logprobs` false, `top_logprobs` 0, `frequency_penalty` / `presence_penalty` 0,
+//!   `logit_bias` {}, `modalities` `["text"]`, `verbosity` `"medium"`.
 //!   Always refused: `seed` (it makes the answer reproducible, which no other provider honours),
 //!   `audio`, `functions`/`function_call` (legacy), `prediction`, `web_search_options`,
 //!   `reasoning_effort` other than minimal/low/medium/high (`none` and `xhigh` have no neutral
@@ -18,6 +18,9 @@
 //!   content), `cache_control` on messages, parts and tools, `strict` on tools and on
 //!   `json_schema` (every target enforces schemas its own way), `index` echoed in history tool
 //!   calls and the function `name` of a `tool` message (its `tool_call_id` already says it).
+//! - `parallel_tool_calls` (`true` or `false`) is carried as [`ir::Request::parallel_tool_calls`],
+//!   with or without tools; the encoder sends it only beside tools, because OpenAI rejects it in
+//!   a request without them ("only allowed when 'tools' are specified").
 //! - Accepted beside OpenAI's fields: `top_k` (vLLM, OpenRouter) and the `reasoning` message
 //!   field (OpenRouter, recent vLLM) as a synonym of `reasoning_content` (DeepSeek).
 //! - Messages: `system`/`developer` go to [`ir::Request::system`] wherever they stand (the
@@ -193,6 +196,11 @@ pub fn decode_request(body: &Map<String, Value>) -> Result<ir::Request, Unsuppor
     req.tool_choice = present(body, "tool_choice")
         .map(decode_tool_choice)
         .transpose()?;
+    req.parallel_tool_calls = match present(body, "parallel_tool_calls") {
+        None => None,
+        Some(Value::Bool(parallel)) => Some(*parallel),
+        Some(_) => return refuse("parallel_tool_calls (not a boolean)"),
+    };
     req.max_tokens = decode_max_tokens(body)?;
     req.temperature = optional_f64(body, "temperature")?;
     req.top_p = optional_f64(body, "top_p")?;
@@ -230,7 +238,8 @@ fn check_top_field(key: &str, value: &Value) -> Result<(), Unsupported> {
         | "stop"
         | "stream"
         | "reasoning_effort"
-        | "response_format" => true,
+        | "response_format"
+        | "parallel_tool_calls" => true,
         // Never change the answer.
         "model"
         | "user"
@@ -243,7 +252,6 @@ fn check_top_field(key: &str, value: &Value) -> Result<(), Unsupported> {
         | "service_tier" => true,
         // Accepted at their default only.
         "n" => value.is_null() || value.as_f64() == Some(1.0),
-        "parallel_tool_calls" => matches!(value, Value::Null | Value::Bool(true)),
         "logprobs" => matches!(value, Value::Null | Value::Bool(false)),
         "top_logprobs" | "frequency_penalty" | "presence_penalty" => {
             value.is_null() || is_zero(value)
@@ -664,6 +672,12 @@ pub fn encode_request(req: &ir::Request, model: &str) -> Result<Map<String, Valu
     }
     if let Some(choice) = &req.tool_choice {
         body.insert("tool_choice".into(), encode_tool_choice(choice));
+    }
+    // OpenAI rejects `parallel_tool_calls` in a request without tools, where it means nothing.
+    if let Some(parallel) = req.parallel_tool_calls
+        && !req.tools.is_empty()
+    {
+        body.insert("parallel_tool_calls".into(), json!(parallel));
     }
     if let Some(max) = req.max_tokens {
         body.insert("max_completion_tokens".into(), json!(max));
@@ -1493,6 +1507,7 @@ mod tests {
             ],
             tools: vec![weather_tool()],
             tool_choice: Some(ToolChoice::Tool("get_weather".into())),
+            parallel_tool_calls: Some(true),
             max_tokens: Some(1024),
             temperature: Some(0.2),
             top_p: Some(0.9),
@@ -1612,8 +1627,8 @@ mod tests {
                 "web_search_options",
             ),
             (
-                base(json!({"parallel_tool_calls": false})),
-                "parallel_tool_calls",
+                base(json!({"parallel_tool_calls": "no"})),
+                "parallel_tool_calls (not a boolean)",
             ),
             (base(json!({"verbosity": "low"})), "verbosity"),
             (base(json!({"x_vendor": 1})), "x_vendor (unknown field)"),
@@ -1724,6 +1739,7 @@ mod tests {
             ],
             tools: vec![weather_tool()],
             tool_choice: Some(ToolChoice::Auto),
+            parallel_tool_calls: Some(false),
             max_tokens: Some(512),
             temperature: Some(0.7),
             top_p: Some(0.95),
@@ -1774,6 +1790,7 @@ mod tests {
                     "required": ["city"]}
             }}],
             "tool_choice": "auto",
+            "parallel_tool_calls": false,
             "max_completion_tokens": 512,
             "temperature": 0.7,
             "top_p": 0.95,
@@ -1787,6 +1804,68 @@ mod tests {
             }}
         });
         assert_eq!(Value::Object(body), expected);
+    }
+
+    #[test]
+    fn carries_parallel_tool_calls() {
+        // Codex's shape: tools with `parallel_tool_calls: false`.
+        let decode = |extra: Value| {
+            let mut body = object(json!({"model": "m",
+                "messages": [{"role": "user", "content": "x"}]}));
+            body.extend(object(extra));
+            decode_request(&body).expect("decodes").parallel_tool_calls
+        };
+        let tools = json!([{"type": "function", "function": {"name": "now"}}]);
+        assert_eq!(
+            decode(json!({"tools": tools, "parallel_tool_calls": false})),
+            Some(false)
+        );
+        assert_eq!(
+            decode(json!({"tools": tools, "parallel_tool_calls": true})),
+            Some(true)
+        );
+        assert_eq!(
+            decode(json!({"tools": tools, "parallel_tool_calls": null})),
+            None
+        );
+        assert_eq!(decode(json!({"tools": tools})), None);
+        assert_eq!(
+            decode(json!({"parallel_tool_calls": false})),
+            Some(false),
+            "carried without tools too; the encoder leaves it out then"
+        );
+
+        let with_tools = Request {
+            messages: vec![user(vec![text("x")])],
+            tools: vec![weather_tool()],
+            parallel_tool_calls: Some(false),
+            ..Request::default()
+        };
+        let body = encode_request(&with_tools, "gpt-4o").expect("encodes");
+        assert_eq!(body.get("parallel_tool_calls"), Some(&json!(false)));
+        assert_eq!(decode_request(&body), Ok(with_tools.clone()));
+        let allowed = Request {
+            parallel_tool_calls: Some(true),
+            ..with_tools.clone()
+        };
+        let body = encode_request(&allowed, "gpt-4o").expect("encodes");
+        assert_eq!(body.get("parallel_tool_calls"), Some(&json!(true)));
+        let default = Request {
+            parallel_tool_calls: None,
+            ..with_tools.clone()
+        };
+        let body = encode_request(&default, "gpt-4o").expect("encodes");
+        assert_eq!(body.get("parallel_tool_calls"), None);
+        let tool_less = Request {
+            tools: vec![],
+            ..with_tools
+        };
+        let body = encode_request(&tool_less, "gpt-4o").expect("encodes");
+        assert_eq!(
+            Value::Object(body),
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}),
+            "OpenAI rejects parallel_tool_calls without tools"
+        );
     }
 
     #[test]

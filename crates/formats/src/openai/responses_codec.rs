@@ -21,6 +21,9 @@
 //!   turn can send it back.
 //! - Function tools only; `strict` is ignored on decode (the schema is kept) and sent as
 //!   `false` (Responses defaults to strict, which rejects schemas written for other formats).
+//! - `parallel_tool_calls` (`true` or `false`; Codex always sends `false`) becomes
+//!   [`ir::Request::parallel_tool_calls`] when the request has tools, and is sent back only beside
+//!   tools: OpenAI rejects it in a request without them.
 //! - `max_output_tokens` below 16 is raised to 16 on encode: the Responses API rejects smaller
 //!   values, and clients send 1 to probe a model.
 //! - Ignored on decode (they do not change the answer): `store`, `metadata`, `user`,
@@ -28,7 +31,7 @@
 //!   `prompt_cache_options` (unless `prewarm`), `prompt_cache_breakpoint` on parts,
 //!   `service_tier`, `stream_options`, a call's `caller: {"type": "direct"}`,
 //!   `include: ["reasoning.encrypted_content"]` (signatures are always returned when known),
-//!   `parallel_tool_calls: true` (or any value without tools),
+//!   `parallel_tool_calls` without tools (no tool can be called, so it means nothing),
 //!   `truncation: "disabled"`, `background: false`, `top_logprobs: 0`, `reasoning.summary`
 //!   (only whether OpenAI shows summaries), `text.verbosity: "medium"` (the default),
 //!   `strict`/`description` of a JSON schema format, an image's `detail` (a resolution hint),
@@ -36,8 +39,7 @@
 //! - Refused: `previous_response_id`, `conversation`, `item_reference` items, `prompt`, file ids
 //!   (OpenAI-stored state another upstream cannot resolve), built-in and custom tools,
 //!   `background: true`, `truncation: "auto"`, `prompt_cache_options.prewarm`, calls made
-//!   by a program (`caller.type: "program"`), `parallel_tool_calls: false` with tools,
-//!   `max_tool_calls`, `top_logprobs`, other `include` values, `text.verbosity` other than
+//!   by a program (`caller.type: "program"`), `max_tool_calls`, `top_logprobs`, other `include` values, `text.verbosity` other than
 //!   medium, files, audio, and any unknown field or item type. On encode: `top_k`, stop
 //!   sequences (Responses has neither), images in assistant turns, tool calls or thinking in
 //!   user turns, tool results in assistant turns. A tool result's `is_error` is not
@@ -149,12 +151,10 @@ pub fn decode_request(body: &Map<String, Value>) -> Result<ir::Request, Unsuppor
             }
         }
     }
-    // Without tools the flag means nothing; with them, one call at a time is a promise the
-    // neutral model cannot pass on.
-    if parallel_tool_calls == Some(false) && !req.tools.is_empty() {
-        return Err(Unsupported::new(
-            "parallel_tool_calls: false (other formats cannot be held to one tool call per turn)",
-        ));
+    // Without tools the flag means nothing, and is dropped so that it does not reach an
+    // encoder as a setting the client made.
+    if !req.tools.is_empty() {
+        req.parallel_tool_calls = parallel_tool_calls;
     }
     // After the loop, so that `instructions` comes before system messages of the input.
     decode_input(body.get("input"), &mut req)?;
@@ -716,6 +716,12 @@ pub fn encode_request(req: &ir::Request, model: &str) -> Result<Map<String, Valu
     }
     if let Some(choice) = &req.tool_choice {
         body.insert("tool_choice".into(), encode_tool_choice(choice));
+    }
+    // OpenAI rejects `parallel_tool_calls` in a request without tools, where it means nothing.
+    if let Some(parallel) = req.parallel_tool_calls
+        && !req.tools.is_empty()
+    {
+        body.insert("parallel_tool_calls".into(), json!(parallel));
     }
     if let Some(max) = req.max_tokens {
         body.insert(
@@ -1956,7 +1962,7 @@ mod tests {
         "metadata": {"session": "s1"},
         "user": "u-42",
         "prompt_cache_key": "0199a1b2",
-        "parallel_tool_calls": true,
+        "parallel_tool_calls": false,
         "truncation": "disabled",
         "service_tier": "auto",
         "previous_response_id": null
@@ -1993,6 +1999,7 @@ mod tests {
                 ],
                 tools: vec![weather_tool()],
                 tool_choice: Some(ToolChoice::Tool("get_weather".into())),
+                parallel_tool_calls: Some(false),
                 max_tokens: Some(2048),
                 temperature: Some(0.7),
                 top_p: Some(0.9),
@@ -2039,6 +2046,10 @@ mod tests {
         ))
         .expect("convertible");
         assert_eq!(req.system, vec!["A".to_owned(), "B".to_owned()]);
+        assert_eq!(
+            req.parallel_tool_calls, None,
+            "no tools, nothing to call in parallel"
+        );
         assert_eq!(req.tool_choice, Some(ToolChoice::None));
         assert_eq!(req.response_format, Some(ResponseFormat::JsonObject));
         assert_eq!(
@@ -2085,6 +2096,64 @@ mod tests {
             }]
         );
         assert_eq!(req.reasoning, None, "no effort, nothing asked");
+    }
+
+    #[test]
+    fn parallel_tool_calls_are_carried_beside_tools() {
+        let decode = |extra: &str| {
+            let mut request = body(r#"{"model":"m","input":"x"}"#);
+            request.extend(body(extra));
+            decode_request(&request)
+                .expect("convertible")
+                .parallel_tool_calls
+        };
+        let tools = r#""tools":[{"type":"function","name":"f"}]"#;
+        assert_eq!(
+            decode(&format!(r#"{{{tools},"parallel_tool_calls":false}}"#)),
+            Some(false)
+        );
+        assert_eq!(
+            decode(&format!(r#"{{{tools},"parallel_tool_calls":true}}"#)),
+            Some(true)
+        );
+        assert_eq!(
+            decode(&format!(r#"{{{tools},"parallel_tool_calls":null}}"#)),
+            None
+        );
+        assert_eq!(decode(&format!("{{{tools}}}")), None);
+        assert_eq!(decode(r#"{"parallel_tool_calls":false}"#), None);
+
+        let req = ir::Request {
+            messages: vec![user(vec![text("x")])],
+            tools: vec![weather_tool()],
+            parallel_tool_calls: Some(false),
+            ..ir::Request::default()
+        };
+        let encoded = encode_request(&req, "gpt-5").expect("expressible");
+        assert_eq!(encoded.get("parallel_tool_calls"), Some(&json!(false)));
+        assert_eq!(decode_request(&encoded).expect("convertible"), req);
+        let allowed = ir::Request {
+            parallel_tool_calls: Some(true),
+            ..req.clone()
+        };
+        let encoded = encode_request(&allowed, "gpt-5").expect("expressible");
+        assert_eq!(encoded.get("parallel_tool_calls"), Some(&json!(true)));
+        let default = ir::Request {
+            parallel_tool_calls: None,
+            ..req.clone()
+        };
+        let encoded = encode_request(&default, "gpt-5").expect("expressible");
+        assert_eq!(encoded.get("parallel_tool_calls"), None);
+        let tool_less = ir::Request {
+            tools: vec![],
+            ..req
+        };
+        let encoded = encode_request(&tool_less, "gpt-5").expect("expressible");
+        assert_eq!(
+            encoded.get("parallel_tool_calls"),
+            None,
+            "OpenAI rejects parallel_tool_calls without tools"
+        );
     }
 
     #[test]
@@ -2148,8 +2217,8 @@ mod tests {
                 "tools[0].defer_loading (unknown field)",
             ),
             (
-                r#"{"tools":[{"type":"function","name":"f"}],"parallel_tool_calls":false}"#,
-                "parallel_tool_calls: false (other formats cannot be held to one tool call per turn)",
+                r#"{"tools":[{"type":"function","name":"f"}],"parallel_tool_calls":"no"}"#,
+                "parallel_tool_calls (not a boolean)",
             ),
             (
                 r#"{"tool_choice":{"type":"allowed_tools","mode":"auto","tools":[]}}"#,
@@ -2272,6 +2341,7 @@ mod tests {
                 },
             ],
             tool_choice: Some(ToolChoice::Required),
+            parallel_tool_calls: Some(false),
             max_tokens: Some(1024),
             temperature: Some(0.5),
             top_p: Some(0.95),
@@ -2321,6 +2391,7 @@ mod tests {
                      "strict": false}
                 ],
                 "tool_choice": "required",
+                "parallel_tool_calls": false,
                 "max_output_tokens": 1024,
                 "temperature": 0.5,
                 "top_p": 0.95,
@@ -2454,6 +2525,7 @@ mod tests {
             ],
             tools: vec![weather_tool()],
             tool_choice: Some(ToolChoice::Auto),
+            parallel_tool_calls: Some(false),
             max_tokens: Some(500),
             temperature: Some(1.0),
             top_p: Some(0.5),
@@ -2489,8 +2561,18 @@ mod tests {
         );
         assert_eq!(again.messages, decoded.messages);
         assert_eq!(
-            (again.tools, again.tool_choice, again.response_format),
-            (decoded.tools, decoded.tool_choice, decoded.response_format)
+            (
+                again.tools,
+                again.tool_choice,
+                again.parallel_tool_calls,
+                again.response_format
+            ),
+            (
+                decoded.tools,
+                decoded.tool_choice,
+                decoded.parallel_tool_calls,
+                decoded.response_format
+            )
         );
     }
 
