@@ -739,3 +739,86 @@ pub fn pair(
         ProviderSpec::new(&format!("fallback-{case}"), 2, fallback_url).key(key("fallback")),
     ]
 }
+
+// ---- Cross-format and SDK helpers ----
+
+/// Creates one provider from `spec` through the admin API: the provider, its one endpoint (OpenAI
+/// format unless `spec.endpoint` sets `api_format`) and its keys, and no models. Returns the
+/// provider id and the key ids by key name.
+pub async fn add_provider(
+    gw: &Gateway,
+    spec: &ProviderSpec,
+) -> (String, std::collections::HashMap<String, String>) {
+    use serde_json::json;
+    let post = |path: &str, body: serde_json::Value| {
+        let request = gw.admin(reqwest::Method::POST, path).json(&body);
+        async move {
+            let (status, answer) = send(request).await;
+            assert_eq!(status, 201, "POST {body}: {answer}");
+            answer
+        }
+    };
+    let provider = post(
+        "/providers",
+        json!({"name": spec.name, "priority": spec.priority}),
+    )
+    .await;
+    let pid = provider["id"].as_str().expect("provider id").to_owned();
+    let mut endpoint =
+        json!({"provider_id": pid, "api_format": "OPENAI", "base_url": spec.base_url});
+    if let (Some(target), Some(extra)) = (endpoint.as_object_mut(), spec.endpoint.as_object()) {
+        target.extend(extra.clone());
+    }
+    let endpoint = post("/endpoints", endpoint).await;
+    let mut keys = std::collections::HashMap::new();
+    for key in &spec.keys {
+        let mut body =
+            json!({"endpoint_id": endpoint["id"], "name": key.name, "api_key": key.secret});
+        if let (Some(target), Some(extra)) = (body.as_object_mut(), key.extra.as_object()) {
+            target.extend(extra.clone());
+        }
+        let created = post("/provider-keys", body).await;
+        keys.insert(
+            key.name.clone(),
+            created["id"].as_str().expect("key id").to_owned(),
+        );
+    }
+    (pid, keys)
+}
+
+/// `PUT /admin/settings/{key}` with `{"value": value}`, which must answer 200.
+pub async fn put_setting(gw: &Gateway, key: &str, value: serde_json::Value) {
+    let (status, body) = send(
+        gw.admin(reqwest::Method::PUT, &format!("/settings/{key}"))
+            .json(&serde_json::json!({ "value": value })),
+    )
+    .await;
+    assert_eq!(status, 200, "PUT /admin/settings/{key}: {body}");
+}
+
+/// Whether `python3` can import every module in `modules`. When it cannot, says why and returns
+/// `false` (the caller skips), unless `CI` is set, where a missing module is a failure.
+pub fn python_modules(modules: &[&str]) -> bool {
+    let probe = Command::new("python3")
+        .arg("-c")
+        .arg(format!("import {}", modules.join(", ")))
+        .stdin(Stdio::null())
+        .output();
+    let why = match probe {
+        Ok(out) if out.status.success() => return true,
+        // The traceback's last line names the missing module.
+        Ok(out) => String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("python3 failed")
+            .to_owned(),
+        Err(e) => format!("python3 could not be run: {e}"),
+    };
+    assert!(
+        !db::services_required(),
+        "Python modules {modules:?} are required (CI is set): {why}"
+    );
+    eprintln!("skipping: Python modules {modules:?} are not importable: {why}");
+    false
+}

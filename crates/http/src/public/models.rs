@@ -1,6 +1,6 @@
 //! `GET /v1/models[/{id}]` and `GET /v1beta/models[/{id}]`: the models the caller's key may use,
-//! in the caller's format. `/v1/models` serves Anthropic clients (`x-api-key` with
-//! `anthropic-version`), Gemini clients (`x-goog-api-key` or `?key=`) and OpenAI clients (the
+//! in the caller's format. `/v1/models` serves Anthropic clients (`anthropic-version` sent),
+//! Gemini clients (`x-goog-api-key` or `?key=`) and OpenAI clients (the
 //! rest); `/v1beta/models` is Gemini's.
 
 use super::admission::{Caller, PublicState, admit};
@@ -15,7 +15,9 @@ use switchyard_formats::dialect::Dialect;
 /// The dialect a model-list request is answered in.
 fn detect(req: &HttpRequest) -> Dialect {
     let has = |name: &str| req.headers().contains_key(name);
-    if has("x-api-key") && has("anthropic-version") {
+    // Anthropic's SDKs always send `anthropic-version` (with `x-api-key` or a bearer token);
+    // OpenAI's never do.
+    if has("anthropic-version") {
         Dialect::Messages
     } else if has("x-goog-api-key") || req.query_string().split('&').any(|p| p.starts_with("key="))
     {
