@@ -787,3 +787,41 @@ async fn anthropic_beta_context_1m_and_cache_1h_pick_the_keys_that_have_them() {
     let last = counts().await;
     assert_eq!(served_by(later, last), ["hour"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responses_chain_follows_previous_response_id_back_to_its_key() {
+    switchyard_tests::install_crypto();
+    let world = World::start().await;
+    for stream in [false, true] {
+        let (status, _, text) = world
+            .call(
+                Door::OpenAi,
+                "/v1/responses",
+                &responses_body("fd-responses", stream),
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+        // The id the client will name in its next turn.
+        let response_id = if stream {
+            sse_data(&text)
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .find(|e| e["type"] == "response.created")
+                .and_then(|e| e["response"]["id"].as_str().map(str::to_owned))
+        } else {
+            serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|b| b["id"].as_str().map(str::to_owned))
+        }
+        .expect("a response id");
+        let mut next = responses_body("fd-responses", stream);
+        next["previous_response_id"] = json!(response_id);
+        let (status, id, text) = world.call(Door::OpenAi, "/v1/responses", &next).await;
+        assert_eq!(status, 200, "{text}");
+        let trace = trace(&world.gw, &id).await;
+        assert_eq!(
+            trace["attempts"][0]["is_cached"], true,
+            "stream={stream}: the next turn goes to the key that holds the previous response: {trace}"
+        );
+    }
+}

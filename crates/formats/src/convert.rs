@@ -273,4 +273,108 @@ mod tests {
         let body: Value = serde_json::from_slice(&native_body(&gemini, "gemini-x")).expect("json");
         assert_eq!(body, json!({"contents": []}));
     }
+
+    fn json_of(bytes: &Bytes) -> Value {
+        serde_json::from_slice(bytes).expect("json")
+    }
+
+    /// An Anthropic answer shown to a Responses client, handed back on its next turn, reaches
+    /// Anthropic with its original signature — and never OpenAI.
+    #[test]
+    fn a_foreign_signature_returns_to_its_provider_through_another_client() {
+        let signature = "EqQBCkYIBxgCKkA+/x==";
+        let answer = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [
+                {"type": "thinking", "thinking": "Plan.", "signature": signature},
+                {"type": "text", "text": "Hi"}
+            ],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 1, "output_tokens": 1}
+        });
+        let shown = json_of(
+            &convert_response(Dialect::Messages, Dialect::Responses, &answer).expect("converts"),
+        );
+        let reasoning = shown["output"][0].clone();
+        assert_eq!(
+            reasoning["encrypted_content"],
+            json!(format!("swy1.messages.{signature}"))
+        );
+
+        let next = request(
+            Dialect::Responses,
+            json!({"model": "client-name", "input": [
+                {"role": "user", "content": "Hello"},
+                reasoning,
+                shown["output"][1].clone(),
+                {"role": "user", "content": "Again"}
+            ]}),
+        );
+        let decoded = decode_request(&next).expect("decodes");
+        let to_anthropic =
+            json_of(&encode_request(&decoded, Dialect::Messages, "claude-x").expect("encodes"));
+        assert_eq!(
+            to_anthropic["messages"][1]["content"][0],
+            json!({"type": "thinking", "thinking": "Plan.", "signature": signature})
+        );
+        let to_openai =
+            json_of(&encode_request(&decoded, Dialect::Responses, "gpt-x").expect("encodes"));
+        assert!(
+            !to_openai.to_string().contains("EqQB"),
+            "an Anthropic signature never reaches OpenAI: {to_openai}"
+        );
+    }
+
+    /// Through a Gemini client, streamed: the thought reaches it, a foreign signature does not
+    /// (google-genai decodes `thoughtSignature` as base64 bytes and would fail on the marker),
+    /// and the unsigned block is not sent back to Anthropic, which would refuse it.
+    #[test]
+    fn a_streamed_foreign_signature_is_kept_from_a_gemini_client() {
+        let signature = "EqQB+/sig==";
+        let mut converter = StreamConverter::new(Dialect::Messages, Dialect::Gemini, false);
+        let events = [
+            json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude-x",
+                "usage": {"input_tokens": 1, "output_tokens": 0}}}),
+            json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+            json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "thinking_delta", "thinking": "Plan."}}),
+            json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "signature_delta", "signature": signature}}),
+            json!({"type": "content_block_stop", "index": 0}),
+        ];
+        let mut frames: String = events
+            .iter()
+            .flat_map(|data| {
+                converter.push(&SseEvent {
+                    event: data["type"].as_str().map(str::to_owned),
+                    data: data.to_string(),
+                    id: None,
+                })
+            })
+            .map(|frame| String::from_utf8_lossy(&frame).into_owned())
+            .collect();
+        frames.extend(
+            converter
+                .finish()
+                .iter()
+                .map(|frame| String::from_utf8_lossy(frame).into_owned()),
+        );
+        assert!(frames.contains("Plan."), "{frames}");
+        assert!(!frames.contains("thoughtSignature"), "{frames}");
+
+        let next = request(
+            Dialect::Gemini,
+            json!({"contents": [
+                {"role": "user", "parts": [{"text": "Hello"}]},
+                {"role": "model", "parts": [{"thought": true, "text": "Plan."}, {"text": "Hi."}]},
+                {"role": "user", "parts": [{"text": "Again"}]}
+            ]}),
+        );
+        let decoded = decode_request(&next).expect("decodes");
+        let to_anthropic =
+            json_of(&encode_request(&decoded, Dialect::Messages, "claude-x").expect("encodes"));
+        // The unsigned thinking block is left out: only the answer text goes back.
+        assert_eq!(to_anthropic["messages"][1]["content"], json!("Hi."));
+    }
 }

@@ -17,6 +17,7 @@
 //! - Ids are kept as they are; a dialect without ids (Gemini) gets generated ones on decode, and
 //!   its encoder finds a tool result's function name through the call with the same id.
 
+use crate::dialect::Dialect;
 use crate::usage::Usage;
 use serde_json::Value;
 use std::fmt;
@@ -131,6 +132,10 @@ pub struct Thinking {
     pub text: String,
     /// The provider's signature that lets the block be sent back (Anthropic), if any.
     pub signature: Option<String>,
+    /// The dialect whose provider issued `signature` (`None`: unknown, or no signature). Only
+    /// that provider is sent the signature; clients of other dialects get it marked with its
+    /// issuer (see [`crate::signature`]).
+    pub source: Option<Dialect>,
 }
 
 /// A tool the model may call.
@@ -256,7 +261,12 @@ pub enum Delta {
     /// More reasoning text.
     Thinking(String),
     /// The signature of the current thinking block.
-    ThinkingSignature(String),
+    ThinkingSignature {
+        /// The dialect whose provider issued it (`None`: unknown).
+        source: Option<Dialect>,
+        /// The signature, unmarked.
+        signature: String,
+    },
     /// A tool call begins. `index` counts tool calls of this answer from 0.
     ToolCallStart {
         /// Ordinal of the call in this answer.

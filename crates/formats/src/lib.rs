@@ -17,6 +17,7 @@ pub mod error_body;
 pub mod gemini;
 pub mod ir;
 pub mod openai;
+pub mod signature;
 pub mod sse;
 pub mod usage;
 

@@ -63,6 +63,17 @@ pub struct RequestContext {
     pub started: Instant,
 }
 
+/// The affinity key of a client session found by `rule` (a header, `prompt_cache_key`,
+/// `previous_response_id`…): always under the gateway key, so two clients choosing the same
+/// session name never share an entry.
+pub fn session_affinity_key(gateway_key_id: &str, rule: &str, session: &str) -> String {
+    format!("{gateway_key_id}|{rule}|{session}")
+}
+
+/// Called with the id of the response a Responses upstream produced, so the next turn (whose
+/// `previous_response_id` is that id) finds its way back to the same key.
+pub type ResponseChain = Box<dyn FnOnce(&str) + Send>;
+
 /// Counts a request as in flight until dropped (the response body included, for streams).
 #[derive(Debug)]
 pub struct InFlight(Arc<AtomicUsize>);

@@ -31,7 +31,6 @@ pub enum StreamEnd {
 }
 
 /// How a stream is relayed.
-#[derive(Debug, Clone, Copy)]
 pub struct RelayOptions {
     /// The client asked for the usage chunk (the gateway always asks upstream for it).
     pub include_usage: bool,
@@ -41,6 +40,20 @@ pub struct RelayOptions {
     pub upstream: Dialect,
     /// The dialect the client reads.
     pub client: Dialect,
+    /// Told the response id when a Responses stream announces it (`response.created`).
+    pub chain: Option<super::ResponseChain>,
+}
+
+impl std::fmt::Debug for RelayOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayOptions")
+            .field("include_usage", &self.include_usage)
+            .field("idle", &self.idle)
+            .field("upstream", &self.upstream)
+            .field("client", &self.client)
+            .field("chain", &self.chain.is_some())
+            .finish()
+    }
 }
 
 /// The body of a streamed response.
@@ -57,6 +70,8 @@ pub struct RelayStream {
     client: Dialect,
     /// Present when the upstream's dialect is not the client's.
     converter: Option<StreamConverter>,
+    /// Waiting for the stream's response id.
+    chain: Option<super::ResponseChain>,
     idle_timer: Pin<Box<tokio::time::Sleep>>,
     finaliser: Option<Finaliser>,
     /// The provider key: an upstream error event that quotes it is redacted before relaying.
@@ -67,6 +82,8 @@ pub struct RelayStream {
 impl std::fmt::Debug for RelayStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RelayStream")
+            .field("upstream", &self.upstream)
+            .field("client", &self.client)
             .field("finished", &self.finished)
             .field("ended", &self.ended)
             .finish()
@@ -89,6 +106,7 @@ impl RelayStream {
             idle,
             upstream,
             client,
+            chain,
         } = options;
         let converter =
             (upstream != client).then(|| StreamConverter::new(upstream, client, include_usage));
@@ -104,6 +122,7 @@ impl RelayStream {
             upstream,
             client,
             converter,
+            chain,
             idle_timer: Box::pin(tokio::time::sleep(idle)),
             finaliser: Some(finaliser),
             secret,
@@ -132,6 +151,9 @@ impl RelayStream {
                     self.usage.merge_stream(&usage);
                 }
                 self.finished |= finished;
+                if self.chain.is_some() {
+                    self.announce_response_id(&event);
+                }
                 if let Some(converter) = &mut self.converter {
                     self.out.extend(converter.push(&event));
                 } else if !usage_only || self.include_usage {
@@ -168,6 +190,22 @@ impl RelayStream {
             StreamEvent::Malformed => {
                 self.fail("the upstream sent a malformed chunk");
             }
+        }
+    }
+
+    /// Hands the id of a Responses stream's `response.created` event to the chain.
+    fn announce_response_id(&mut self, event: &SseEvent) {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&event.data) else {
+            return;
+        };
+        if value.get("type").and_then(|t| t.as_str()) != Some("response.created") {
+            return;
+        }
+        if let (Some(id), Some(chain)) = (
+            value.pointer("/response/id").and_then(|id| id.as_str()),
+            self.chain.take(),
+        ) {
+            chain(id);
         }
     }
 

@@ -453,6 +453,10 @@ impl Looper<'_> {
                                 ttl: Duration::from_secs(u64::from(key.cache_ttl_minutes) * 60),
                             });
                     }
+                    let chain = (upstream == Dialect::Responses
+                        && self.ctx.request.dialect == Dialect::Responses
+                        && key.cache_ttl_minutes > 0)
+                        .then(|| self.response_chain(candidate));
                     return self.settle(
                         attempt.success,
                         row,
@@ -460,6 +464,7 @@ impl Looper<'_> {
                         lease,
                         key.secret.clone(),
                         upstream,
+                        chain,
                     );
                 }
                 Verdict::RetrySame => {
@@ -562,6 +567,29 @@ impl Looper<'_> {
         convert::encode_request(neutral, upstream, &candidate.upstream_model)
     }
 
+    /// Remembers the serving key under the response id this request will produce: a Responses
+    /// client's next turn names it as `previous_response_id` (which only this upstream can
+    /// resolve), and finds the same key through it.
+    fn response_chain(&self, candidate: &Candidate) -> super::ResponseChain {
+        let scheduler = self.ctx.system.scheduler.clone();
+        let gateway_key_id = self.ctx.gateway_key.id.clone();
+        let format = self.ctx.format;
+        let global_model_id = self.resolution.global_model.id.clone();
+        let target = Self::affinity_target(candidate);
+        let ttl = Duration::from_secs(u64::from(candidate.key().cache_ttl_minutes) * 60);
+        Box::new(move |response_id: &str| {
+            let affinity_key =
+                super::session_affinity_key(&gateway_key_id, "previous_response_id", response_id);
+            scheduler.pick(&affinity_key).tell(SetAffinity {
+                affinity_key: affinity_key.clone(),
+                format,
+                global_model_id,
+                target,
+                ttl,
+            });
+        })
+    }
+
     /// Sleeps; `false` when the client went away meanwhile.
     async fn pause(&self, pause: Duration) -> bool {
         tokio::select! {
@@ -606,6 +634,10 @@ impl Looper<'_> {
         self.record.attempt_finished(row);
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one settled attempt, each moved into the answer once"
+    )]
     fn settle(
         &self,
         success: Option<Success>,
@@ -614,10 +646,17 @@ impl Looper<'_> {
         lease: crate::slots::Lease,
         secret: switchyard_core::SecretString,
         upstream: Dialect,
+        chain: Option<super::ResponseChain>,
     ) -> Step {
         let system = &self.ctx.system;
         match success {
             Some(Success::Json { body, usage }) => {
+                if let Some(chain) = chain
+                    && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
+                    && let Some(id) = value.get("id").and_then(|id| id.as_str())
+                {
+                    chain(id);
+                }
                 row.status = AttemptStatus::Success;
                 self.record.finish_with(
                     Some(row),
@@ -654,6 +693,7 @@ impl Looper<'_> {
                         idle: system.config.stream_idle_timeout,
                         upstream,
                         client: self.ctx.request.dialect,
+                        chain,
                     },
                     finaliser,
                     lease,

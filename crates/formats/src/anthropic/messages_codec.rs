@@ -38,8 +38,11 @@
 //!   "auto"}` choice (Anthropic's default) when the request has no tool choice. Not with a
 //!   `none` choice: Anthropic forbids the flag there, and a turn without calls keeps the
 //!   promise anyway. `Some(true)` is Anthropic's default and sends nothing.
-//! - Thinking parts without a signature are dropped: Anthropic rejects unsigned thinking blocks,
-//!   and documents thinking from earlier turns as optional. Empty text parts are dropped
+//! - Thinking parts without a signature Anthropic issued ([`ir::Thinking::source`]) are
+//!   dropped: Anthropic rejects unsigned thinking blocks and foreign signatures ("Invalid
+//!   signature in thinking block"), and documents thinking from earlier turns as optional.
+//!   Signatures are read with [`crate::signature::unwrap`]; an answer or stream for the client
+//!   marks another provider's signature with its issuer ([`crate::signature`]). Empty text parts are dropped
 //!   (Anthropic rejects empty text blocks), and a turn left empty is dropped (consecutive turns
 //!   of one role are merged by Anthropic anyway).
 //! - Parts a role cannot carry (an image or tool result from the assistant, a tool call or
@@ -69,7 +72,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::messages::usage_from_response;
+use crate::dialect::Dialect;
 use crate::ir::{self, Delta, Unsupported};
+use crate::signature;
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
 
@@ -253,12 +258,12 @@ fn decode_block(block: &Value, path: &str) -> Result<ir::Part, Unsupported> {
             let signature = object
                 .get("signature")
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned);
-            Ok(ir::Part::Thinking(ir::Thinking {
-                text: str_field(object, "thinking", path)?.to_owned(),
+                .filter(|s| !s.is_empty());
+            Ok(ir::Part::Thinking(signature::thinking(
+                str_field(object, "thinking", path)?.to_owned(),
                 signature,
-            }))
+                Dialect::Messages,
+            )))
         }
         other => Err(Unsupported::new(format!("{path} ({other})"))),
     }
@@ -667,15 +672,18 @@ fn encode_part(role: ir::Role, part: &ir::Part, path: &str) -> Result<Option<Val
             encode_tool_result(result, path).map(Some)
         }
         (ir::Role::Assistant, ir::Part::ToolResult(_)) => refuse("tool result from the assistant"),
-        (ir::Role::Assistant, ir::Part::Thinking(thinking)) => {
-            Ok(thinking.signature.as_ref().map(|signature| {
-                json!({
-                    "type": "thinking",
-                    "thinking": thinking.text,
-                    "signature": signature,
-                })
-            }))
-        }
+        (ir::Role::Assistant, ir::Part::Thinking(thinking)) => Ok(signature::for_upstream(
+            thinking.source,
+            thinking.signature.as_deref(),
+            Dialect::Messages,
+        )
+        .map(|signature| {
+            json!({
+                "type": "thinking",
+                "thinking": thinking.text,
+                "signature": signature,
+            })
+        })),
         (ir::Role::User, ir::Part::Thinking(_)) => refuse("thinking from the user"),
     }
 }
@@ -798,14 +806,14 @@ fn decode_answer_block(block: &Value, path: &str) -> Result<ir::Part, Unsupporte
     let object = as_object(block, path)?;
     match block_type(block) {
         "text" => Ok(ir::Part::Text(str_field(object, "text", path)?.to_owned())),
-        "thinking" => Ok(ir::Part::Thinking(ir::Thinking {
-            text: str_field(object, "thinking", path)?.to_owned(),
-            signature: object
+        "thinking" => Ok(ir::Part::Thinking(signature::thinking(
+            str_field(object, "thinking", path)?.to_owned(),
+            object
                 .get("signature")
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-        })),
+                .filter(|s| !s.is_empty()),
+            Dialect::Messages,
+        ))),
         "tool_use" => Ok(ir::Part::ToolCall(ir::ToolCall {
             id: str_field(object, "id", path)?.to_owned(),
             name: str_field(object, "name", path)?.to_owned(),
@@ -892,7 +900,9 @@ fn encode_answer_part(part: &ir::Part) -> Option<Value> {
         ir::Part::Thinking(thinking) => Some(json!({
             "type": "thinking",
             "thinking": thinking.text,
-            "signature": thinking.signature.as_deref().unwrap_or(""),
+            "signature": thinking.signature.as_deref().map_or_else(String::new, |signature| {
+                signature::for_client(thinking.source, signature, Dialect::Messages)
+            }),
         })),
         ir::Part::ToolCall(call) => Some(json!({
             "type": "tool_use",
@@ -978,7 +988,7 @@ impl StreamDecoder {
             }
             "thinking" => {
                 out.extend(text("thinking").map(Delta::Thinking));
-                out.extend(text("signature").map(Delta::ThinkingSignature));
+                out.extend(text("signature").map(|raw| signature::delta(&raw, Dialect::Messages)));
                 UpstreamBlock::Thinking
             }
             "tool_use" => {
@@ -1018,7 +1028,9 @@ impl StreamDecoder {
         let found = match block_type(delta) {
             "text_delta" => field("text").map(Delta::Text),
             "thinking_delta" => field("thinking").map(Delta::Thinking),
-            "signature_delta" => field("signature").map(Delta::ThinkingSignature),
+            "signature_delta" => {
+                field("signature").map(|raw| signature::delta(&raw, Dialect::Messages))
+            }
             "input_json_delta" => match (self.blocks.get_mut(&index), field("partial_json")) {
                 (Some(UpstreamBlock::Tool { ordinal, sent, .. }), Some(fragment)) => {
                     *sent = true;
@@ -1146,8 +1158,9 @@ impl StreamEncoder {
                     json!({"type": "thinking_delta", "thinking": text}),
                 ));
             }
-            Delta::ThinkingSignature(signature) if !signature.is_empty() => {
+            Delta::ThinkingSignature { source, signature } if !signature.is_empty() => {
                 let index = self.ensure_block(OpenKind::Thinking, &mut out);
+                let signature = signature::for_client(*source, signature, Dialect::Messages);
                 out.push(block_delta(
                     index,
                     json!({"type": "signature_delta", "signature": signature}),
@@ -1174,7 +1187,7 @@ impl StreamEncoder {
             // Empty text, thinking, signature or argument fragments say nothing.
             Delta::Text(_)
             | Delta::Thinking(_)
-            | Delta::ThinkingSignature(_)
+            | Delta::ThinkingSignature { .. }
             | Delta::ToolCallArguments { .. } => {}
         }
         out
@@ -1410,6 +1423,7 @@ mod tests {
         Part::Thinking(Thinking {
             text: t.to_owned(),
             signature: signature.map(str::to_owned),
+            source: signature.map(|_| Dialect::Messages),
         })
     }
 
@@ -2449,7 +2463,10 @@ mod tests {
                 }),
                 Delta::Thinking("Weather for two".into()),
                 Delta::Thinking(" cities.".into()),
-                Delta::ThinkingSignature("EqQBCgIYAh".into()),
+                Delta::ThinkingSignature {
+                    source: Some(Dialect::Messages),
+                    signature: "EqQBCgIYAh".into(),
+                },
                 Delta::Text("Checking".into()),
                 Delta::Text(" both.".into()),
                 Delta::ToolCallStart {
@@ -2669,7 +2686,10 @@ mod tests {
             // A signature after text opens a thinking block of its own.
             Delta::Text("a".into()),
             Delta::Text(String::new()),
-            Delta::ThinkingSignature("sig".into()),
+            Delta::ThinkingSignature {
+                source: Some(Dialect::Messages),
+                signature: "sig".into(),
+            },
             Delta::Stop(StopReason::MaxTokens),
         ];
         let frames = parse_frames(&encode_all(&deltas));

@@ -13,9 +13,10 @@
 //! - Joined on decode: consecutive contents of one role make one message (the google-genai SDK's
 //!   chat records every streamed chunk as a content of its own), and a thought part continues an
 //!   unsigned thought part just before it (a streamed thought comes in pieces, the signature on
-//!   the last one, covering the whole text). Signatures are read in base64's standard alphabet:
-//!   the SDK writes back URL-safe (`-_`) what it received standard (`+/`), which would corrupt
-//!   Anthropic's signatures; Gemini accepts both alphabets.
+//!   the last one, covering the whole text). Signatures are read with
+//!   [`crate::signature::unwrap`]: one marked by this gateway with another issuer is that
+//!   issuer's, kept as written; Gemini's own are read in base64's standard alphabet (the SDK
+//!   writes back URL-safe, `-_`, what it received standard, `+/`; Gemini accepts both).
 //! - `tools[].functionDeclarations[]` ↔ tools. Decoded `parameters` (Gemini's OpenAPI subset) get
 //!   their `type` names lower-cased so they are JSON Schema; `parametersJsonSchema` is taken as
 //!   is; a function without either gets the empty object schema. The encoder always sends
@@ -81,11 +82,12 @@
 //! tools, or with [`ToolChoice::None`] (mode `NONE`), no call is made at all: the setting holds
 //! by itself and is left out. Decoding never sets it (Gemini cannot ask for it). Dropped on
 //! encode: a [`Thinking`] with neither text nor
-//! signature (it carries nothing), and a signature that is not base64 (Gemini's
-//! `thoughtSignature` is bytes: such a signature cannot be Gemini's, and sent it would fail the
-//! request, or the SDK's parsing of an answer; Gemini 2.5 accepts turns without signatures).
-//! Other signatures are sent as they came: a Gemini signature lets the model resume its
-//! reasoning; another provider's is opaque bytes to Gemini.
+//! signature (it carries nothing), and in a request any signature Gemini did not issue
+//! ([`ir::Thinking::source`]; Gemini rejects them: "Corrupted thought signature") or that is
+//! not base64 (`thoughtSignature` is bytes); Gemini 2.5 accepts turns without signatures. A
+//! Gemini signature lets the model resume its reasoning. In an answer for a Gemini client,
+//! another provider's signature is written marked with its issuer (`swy1.<tag>.…`, see
+//! [`crate::signature`]) so it comes back recognisable; Gemini's own only when base64.
 //!
 //! Answers: one candidate (more is refused). `finishReason` `STOP` is [`StopReason::ToolUse`] when
 //! the answer calls a tool (Gemini says `STOP` then) and [`StopReason::EndTurn`] otherwise;
@@ -119,10 +121,12 @@ use serde_json::{Map, Value, json};
 
 use super::generate::{usage_from_response, usage_metadata};
 use crate::body::is_error_object;
+use crate::dialect::Dialect;
 use crate::ir::{
     self, Delta, Image, Message, Part, Reasoning, ResponseFormat, Role, StopReason, Thinking, Tool,
     ToolCall, ToolChoice, ToolResult, Unsupported,
 };
+use crate::signature;
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
 
@@ -478,7 +482,7 @@ fn decode_part(
     known.extend(["thought", "thoughtSignature"]);
     known_fields(obj, path, &known)?;
     let thought = opt(obj, path, "thought", boolean)?.unwrap_or(false);
-    let signature = opt(obj, path, "thoughtSignature", string)?.map(standard_base64);
+    let signature = opt(obj, path, "thoughtSignature", string)?.map(read_signature);
     let mut kinds = PART_DATA.iter().filter(|kind| field(obj, kind).is_some());
     let kind = kinds.next().copied();
     if let Some(second) = kinds.next() {
@@ -498,22 +502,28 @@ fn decode_part(
         match out.last_mut() {
             Some(Part::Thinking(previous)) if *open_thought => {
                 previous.text.push_str(text);
-                previous.signature = signature;
+                let (source, signature) = signature.unzip();
+                (previous.source, previous.signature) = (source.flatten(), signature);
             }
-            _ => out.push(Part::Thinking(Thinking {
-                text: text.to_owned(),
-                signature,
-            })),
+            _ => {
+                let (source, signature) = signature.unzip();
+                out.push(Part::Thinking(Thinking {
+                    text: text.to_owned(),
+                    signature,
+                    source: source.flatten(),
+                }));
+            }
         }
         *open_thought = !signed;
         return Ok(());
     }
     *open_thought = false;
     let signed = signature.is_some();
-    if let Some(signature) = signature {
+    if let Some((source, signature)) = signature {
         out.push(Part::Thinking(Thinking {
             text: String::new(),
             signature: Some(signature),
+            source,
         }));
     }
     let Some(kind) = kind else {
@@ -548,9 +558,19 @@ fn decode_part(
     Ok(())
 }
 
+/// A signature read from a client or from Gemini: its issuer (see [`crate::signature`]) and the
+/// signature, in base64's standard alphabet when Gemini issued it.
+fn read_signature(raw: &str) -> (Option<Dialect>, String) {
+    match signature::unwrap(raw, Dialect::Gemini) {
+        (Some(Dialect::Gemini), gemini) => (Some(Dialect::Gemini), standard_base64(&gemini)),
+        // Marked by the gateway: as it was issued, never re-encoded.
+        foreign => foreign,
+    }
+}
+
 /// A signature in base64's standard alphabet. The google-genai SDK holds signatures as bytes and
 /// writes them back URL-safe (`-_`), which would corrupt a signature written in the standard
-/// alphabet (`+/`: Anthropic's, and Gemini's own, which accepts both).
+/// alphabet (`+/`; Gemini's own accepts both).
 fn standard_base64(signature: &str) -> String {
     signature
         .chars()
@@ -1026,14 +1046,14 @@ fn encode_parts(
 ) -> Result<Vec<Value>, Unsupported> {
     let mut parts = Vec::with_capacity(content.len());
     // A signature waiting for the part it belongs to (see the module documentation).
-    let mut carried: Option<&str> = None;
+    let mut carried: Option<String> = None;
     for (j, part) in content.iter().enumerate() {
         let part_path = format!("{path}.content[{j}]");
         let mut encoded = match part {
-            Part::Thinking(Thinking { text, signature }) if text.is_empty() => {
+            Part::Thinking(thinking) if thinking.text.is_empty() => {
                 let next_takes_it =
                     matches!(content.get(j + 1), Some(Part::Text(_) | Part::ToolCall(_)));
-                match signature.as_deref().and_then(gemini_signature) {
+                match outgoing_signature(thinking, policy) {
                     // Carries nothing.
                     None => continue,
                     Some(signature) if next_takes_it => {
@@ -1059,6 +1079,25 @@ fn encode_parts(
     Ok(parts)
 }
 
+/// The `thoughtSignature` of a thinking block. To Gemini (`Policy::Refuse`, a request): only
+/// a signature Gemini issued (see [`crate::signature`]) that is base64. To a Gemini client
+/// (`Policy::Skip`, an answer): Gemini's own when it is base64, another provider's marked with
+/// its issuer, so it comes back recognisable on the client's next turn.
+fn outgoing_signature(thinking: &Thinking, policy: Policy) -> Option<String> {
+    let signature = thinking.signature.as_deref()?;
+    match thinking.source {
+        Some(Dialect::Gemini) => gemini_signature(signature).map(str::to_owned),
+        _ if policy == Policy::Refuse => None,
+        // A foreign signature would need the marker, which is not base64: the google-genai SDK
+        // decodes `thoughtSignature` as bytes and would fail on the whole answer. The thought
+        // text reaches the client; the signature does not (its issuer then sees the turn
+        // without it, which every provider accepts).
+        Some(_) => None,
+        // Issuer unknown: written as it is when it can be Gemini's.
+        None => gemini_signature(signature).map(str::to_owned),
+    }
+}
+
 /// A signature Gemini can take: `thoughtSignature` is `bytes`, sent as base64 (standard or
 /// URL-safe alphabet, padding optional), which Gemini and the google-genai SDK both decode. Any
 /// other text cannot be a Gemini signature: sent, it would fail the request (or the SDK's
@@ -1082,9 +1121,9 @@ fn encode_part(
 ) -> Result<Value, Unsupported> {
     Ok(match part {
         Part::Text(text) => json!({ "text": text }),
-        Part::Thinking(Thinking { text, signature }) => {
-            let mut thought = json!({"thought": true, "text": text});
-            let signature = signature.as_deref().and_then(gemini_signature);
+        Part::Thinking(thinking) => {
+            let mut thought = json!({"thought": true, "text": thinking.text});
+            let signature = outgoing_signature(thinking, policy);
             if let (Some(signature), Some(obj)) = (signature, thought.as_object_mut()) {
                 obj.insert("thoughtSignature".into(), json!(signature));
             }
@@ -1461,15 +1500,16 @@ fn part_deltas(part: &Object, ids: &mut CallIds, calls: &mut usize, out: &mut Ve
     let text = field(part, "text").and_then(Value::as_str).unwrap_or("");
     let signature = field(part, "thoughtSignature")
         .and_then(Value::as_str)
-        .map(standard_base64);
+        .map(read_signature)
+        .map(|(source, signature)| Delta::ThinkingSignature { source, signature });
     if field(part, "thought").and_then(Value::as_bool) == Some(true) {
         if !text.is_empty() {
             out.push(Delta::Thinking(text.to_owned()));
         }
-        out.extend(signature.map(Delta::ThinkingSignature));
+        out.extend(signature);
         return;
     }
-    out.extend(signature.map(Delta::ThinkingSignature));
+    out.extend(signature);
     if !text.is_empty() {
         out.push(Delta::Text(text.to_owned()));
     }
@@ -1540,7 +1580,14 @@ impl StreamEncoder {
             Delta::Text(text) => self.send(json!({ "text": text })),
             Delta::Thinking(text) if text.is_empty() => Vec::new(),
             Delta::Thinking(text) => self.send(json!({"thought": true, "text": text})),
-            Delta::ThinkingSignature(signature) => match gemini_signature(signature) {
+            Delta::ThinkingSignature { source, signature } => match outgoing_signature(
+                &Thinking {
+                    text: String::new(),
+                    signature: Some(signature.clone()),
+                    source: *source,
+                },
+                Policy::Skip,
+            ) {
                 Some(signature) => {
                     self.send(json!({"thought": true, "text": "", "thoughtSignature": signature}))
                 }
@@ -1680,6 +1727,7 @@ mod tests {
         Part::Thinking(Thinking {
             text: t.to_owned(),
             signature: signature.map(str::to_owned),
+            source: signature.map(|_| Dialect::Gemini),
         })
     }
 
@@ -2527,11 +2575,19 @@ mod tests {
         let mut encoder = StreamEncoder::new(false);
         assert!(
             encoder
-                .push(&Delta::ThinkingSignature("x y".into()))
+                .push(&Delta::ThinkingSignature {
+                    source: Some(Dialect::Gemini),
+                    signature: "x y".into(),
+                })
                 .is_empty()
         );
         assert_eq!(
-            encoder.push(&Delta::ThinkingSignature("eHk=".into())).len(),
+            encoder
+                .push(&Delta::ThinkingSignature {
+                    source: Some(Dialect::Gemini),
+                    signature: "eHk=".into(),
+                })
+                .len(),
             1
         );
     }
@@ -3094,7 +3150,10 @@ mod tests {
                     id: "r-1".into(),
                     model: "gemini-2.5-flash".into()
                 },
-                Delta::ThinkingSignature("CiQBVKhc7g==".into()),
+                Delta::ThinkingSignature {
+                    source: Some(Dialect::Gemini),
+                    signature: "CiQBVKhc7g==".into(),
+                },
                 Delta::ToolCallStart {
                     index: 0,
                     id: "call_r-1_0".into(),
@@ -3211,7 +3270,10 @@ mod tests {
             }),
             Delta::Thinking("Let me".into()),
             Delta::Thinking(" think.".into()),
-            Delta::ThinkingSignature("EqQB".into()),
+            Delta::ThinkingSignature {
+                source: Some(Dialect::Gemini),
+                signature: "EqQB".into(),
+            },
             Delta::Text("Checking.".into()),
             Delta::ToolCallStart {
                 index: 0,
@@ -3348,7 +3410,10 @@ mod tests {
                 },
                 Delta::Thinking("Let me".into()),
                 Delta::Thinking(" think.".into()),
-                Delta::ThinkingSignature("EqQB".into()),
+                Delta::ThinkingSignature {
+                    source: Some(Dialect::Gemini),
+                    signature: "EqQB".into(),
+                },
                 Delta::Text("Checking.".into()),
                 Delta::ToolCallStart {
                     index: 0,

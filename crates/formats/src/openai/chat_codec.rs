@@ -542,6 +542,7 @@ fn decode_assistant(message: &Object, path: &str) -> Result<Vec<Part>, Unsupport
             parts.push(Part::Thinking(ir::Thinking {
                 text: text.to_owned(),
                 signature: None,
+                source: None,
             }));
         }
     }
@@ -942,6 +943,7 @@ fn decode_answer_message(message: &Object) -> Result<Vec<Part>, Unsupported> {
             parts.push(Part::Thinking(ir::Thinking {
                 text: text.to_owned(),
                 signature: None,
+                source: None,
             }));
         }
     }
@@ -1276,7 +1278,7 @@ impl StreamEncoder {
         }
         let mut out = self.start();
         match delta {
-            Delta::Start { .. } | Delta::ThinkingSignature(_) => {}
+            Delta::Start { .. } | Delta::ThinkingSignature { .. } => {}
             Delta::Text(text) if !text.is_empty() => {
                 out.push(self.chunk(json!({"content": text}), None));
             }
@@ -1361,6 +1363,7 @@ impl StreamEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::Dialect;
     use crate::ir::{Message, Reasoning, ResponseFormat, Thinking, Tool, ToolCall, ToolChoice};
     use crate::ir::{Request, Response, ToolResult};
     use crate::sse::SseParser;
@@ -1410,6 +1413,7 @@ mod tests {
         Part::Thinking(Thinking {
             text: text.to_owned(),
             signature: None,
+            source: None,
         })
     }
 
@@ -1878,6 +1882,7 @@ mod tests {
                     Part::Thinking(Thinking {
                         text: "Use the tool.".into(),
                         signature: Some("EqQBCkYIBxgCKkB".into()),
+                        source: Some(Dialect::Messages),
                     }),
                     call("toolu_01", "read", json!({"path": "/tmp/x"})),
                 ]),
@@ -2148,6 +2153,7 @@ mod tests {
                 Part::Thinking(Thinking {
                     text: "The user wants the weather.".into(),
                     signature: Some("EqQBCkYIBxgC".into()),
+                    source: Some(Dialect::Messages),
                 }),
                 text("Let me check. "),
                 text("One moment."),
@@ -2502,7 +2508,10 @@ mod tests {
                 model: "claude-sonnet-4-5".into(),
             },
             Delta::Thinking("Hmm.".into()),
-            Delta::ThinkingSignature("EqQB".into()),
+            Delta::ThinkingSignature {
+                source: Some(Dialect::Messages),
+                signature: "EqQB".into(),
+            },
             Delta::Text("Hi".into()),
             Delta::Text(String::new()),
             Delta::Usage(Usage {

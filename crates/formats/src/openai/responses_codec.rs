@@ -13,8 +13,9 @@
 //!   fail ("Item with id … not found").
 //! - Reasoning items become [`ir::Thinking`]: the summary texts joined by a blank line (or the
 //!   `reasoning_text` content when there is no summary), and `encrypted_content` as the
-//!   signature. The encoder sends a thinking part back only when its signature is OpenAI's
-//!   encrypted reasoning (a Fernet token, `gAAAAA…`): OpenAI rejects reasoning it did not
+//!   signature, read with [`crate::signature::unwrap`] (a signature this gateway marked with
+//!   another issuer is that issuer's). The encoder sends a thinking part back only when OpenAI
+//!   issued its signature ([`ir::Thinking::source`]): OpenAI rejects reasoning it did not
 //!   produce, and its documentation makes reasoning items optional input, so thinking from
 //!   another provider (an Anthropic signature, plain reasoning text) is dropped. When reasoning
 //!   is requested the encoder asks for `include: ["reasoning.encrypted_content"]`, so the next
@@ -52,8 +53,9 @@
 //! cache writes as `cache_write_tokens`. The encoded response object has every field the
 //! `openai` SDK's `Response` model requires; `created_at` is 0 (no clock here). Item ids of
 //! encoded answers are derived from the response id and the output index. Every thinking
-//! signature, whatever its origin, goes out as the reasoning item's `encrypted_content`, so a
-//! Responses client hands it back unchanged on its next turn.
+//! signature goes out as the reasoning item's `encrypted_content` (another provider's marked
+//! with its issuer, see [`crate::signature`]), so a Responses client hands it back on its next
+//! turn and it reaches only the provider that issued it.
 //!
 //! Streams: the encoder emits the full typed sequence (`response.created`,
 //! `response.in_progress`, `response.output_item.added`, content parts, text / reasoning
@@ -69,11 +71,13 @@ use std::collections::{BTreeMap, HashSet};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use crate::dialect::Dialect;
 use crate::ir::{
     self, Delta, Image, Message, Part, Reasoning, ResponseFormat, Role, StopReason, Thinking, Tool,
     ToolCall, ToolChoice, ToolResult, Unsupported,
 };
 use crate::openai::responses::usage_from_response;
+use crate::signature;
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
 
@@ -81,9 +85,6 @@ use crate::usage::Usage;
 const MIN_OUTPUT_TOKENS: u64 = 16;
 /// The only `include` value that does not change the answer.
 const ENCRYPTED_REASONING: &str = "reasoning.encrypted_content";
-/// OpenAI's encrypted reasoning is a Fernet token: version byte 0x80 then a 64-bit timestamp,
-/// which base64 writes as this prefix. Other providers' signatures do not start with it.
-const OPENAI_ENCRYPTED_PREFIX: &str = "gAAAAA";
 /// The response id of a stream that did not say its own.
 const GATEWAY_RESPONSE_ID: &str = "resp_gw";
 /// The model of a stream that did not say its own.
@@ -426,7 +427,7 @@ fn decode_reasoning_item(
     let signature = match item.get("encrypted_content") {
         None | Some(Value::Null) => None,
         Some(Value::String(sealed)) if sealed.is_empty() => None,
-        Some(Value::String(sealed)) => Some(sealed.clone()),
+        Some(Value::String(sealed)) => Some(sealed.as_str()),
         Some(_) => {
             return Err(Unsupported::new(format!(
                 "{path}.encrypted_content (not a string)"
@@ -436,7 +437,11 @@ fn decode_reasoning_item(
     if text.is_empty() && signature.is_none() {
         return Ok(None);
     }
-    Ok(Some(Thinking { text, signature }))
+    Ok(Some(signature::thinking(
+        text,
+        signature,
+        Dialect::Responses,
+    )))
 }
 
 /// The texts of a list of `{type, text}` parts, joined by a blank line the way summaries are
@@ -873,10 +878,11 @@ fn encode_tool_output(content: &[Part], path: &str) -> Result<Value, Unsupported
 /// A thinking part sent back as a reasoning item, only when OpenAI sealed it (see the module
 /// doc); the summary text rides along, the encrypted content is what OpenAI reads.
 fn reasoning_input_item(thinking: &Thinking) -> Option<Value> {
-    let sealed = thinking
-        .signature
-        .as_deref()
-        .filter(|signature| signature.starts_with(OPENAI_ENCRYPTED_PREFIX))?;
+    let sealed = signature::for_upstream(
+        thinking.source,
+        thinking.signature.as_deref(),
+        Dialect::Responses,
+    )?;
     Some(json!({
         "type": "reasoning",
         "summary": summary_parts(&thinking.text),
@@ -1036,10 +1042,13 @@ pub fn encode_response(resp: &ir::Response) -> Value {
             Part::Thinking(thinking) => {
                 flush_output_message(&mut output, &mut texts, id);
                 let item_id = item_id("rs", id, output.len());
+                let signature = thinking.signature.as_deref().map(|signature| {
+                    signature::for_client(thinking.source, signature, Dialect::Responses)
+                });
                 output.push(reasoning_item(
                     &item_id,
                     &thinking.text,
-                    thinking.signature.as_deref(),
+                    signature.as_deref(),
                 ));
             }
             Part::ToolCall(call) => {
@@ -1431,7 +1440,7 @@ impl StreamDecoder {
                     .and_then(Value::as_str)
                     .filter(|sealed| !sealed.is_empty())
                 {
-                    out.push(Delta::ThinkingSignature(sealed.to_owned()));
+                    out.push(signature::delta(sealed, Dialect::Responses));
                 }
             }
             Some("function_call") => {
@@ -1582,12 +1591,16 @@ impl StreamEncoder {
                 self.ensure_started(&mut out);
                 self.thinking(text, &mut out);
             }
-            Delta::ThinkingSignature(signature) => {
+            Delta::ThinkingSignature { source, signature } => {
                 self.ensure_started(&mut out);
                 self.close_calls(&mut out);
                 self.open_reasoning(&mut out);
                 if let Current::Reasoning(open) = &mut self.current {
-                    open.signature = Some(signature.clone());
+                    open.signature = Some(signature::for_client(
+                        *source,
+                        signature,
+                        Dialect::Responses,
+                    ));
                 }
             }
             Delta::ToolCallStart { index, id, name } => {
@@ -1912,6 +1925,7 @@ mod tests {
         Part::Thinking(Thinking {
             text: text.to_owned(),
             signature: signature.map(str::to_owned),
+            source: signature.map(|_| Dialect::Responses),
         })
     }
 
@@ -2314,7 +2328,11 @@ mod tests {
                 ]),
                 assistant(vec![
                     thinking("I should call the tool.", Some("gAAAAABsealed")),
-                    thinking("A thought from Claude.", Some("EqQBCkYIBxgCKkA")),
+                    Part::Thinking(Thinking {
+                        text: "A thought from Claude.".into(),
+                        signature: Some("EqQBCkYIBxgCKkA".into()),
+                        source: Some(Dialect::Messages),
+                    }),
                     text("Checking."),
                     call("toolu_1", "get_weather", json!({"city": "Paris"})),
                     call("toolu_2", "get_time", json!({})),
@@ -2960,7 +2978,10 @@ mod tests {
                 Delta::Thinking("**Plan**".into()),
                 Delta::Thinking("\n\n".into()),
                 Delta::Thinking("Call the tool.".into()),
-                Delta::ThinkingSignature("gAAAAABfinal".into()),
+                Delta::ThinkingSignature {
+                    source: Some(Dialect::Responses),
+                    signature: "gAAAAABfinal".into(),
+                },
                 Delta::Text("Let me ".into()),
                 Delta::Text("check.".into()),
                 Delta::ToolCallStart {
@@ -3105,7 +3126,10 @@ mod tests {
                 model: "gpt-5".into(),
             },
             Delta::Thinking("Plan.".into()),
-            Delta::ThinkingSignature("gAAAAABsig".into()),
+            Delta::ThinkingSignature {
+                source: Some(Dialect::Responses),
+                signature: "gAAAAABsig".into(),
+            },
             Delta::Text("Hel".into()),
             Delta::Text("lo".into()),
             Delta::ToolCallStart {
@@ -3331,7 +3355,10 @@ mod tests {
     fn encode_interleaved_calls_and_bare_signatures() {
         let frames = parse_frames(
             &encode_all(&[
-                Delta::ThinkingSignature("EqQBsig".into()),
+                Delta::ThinkingSignature {
+                    source: Some(Dialect::Responses),
+                    signature: "EqQBsig".into(),
+                },
                 Delta::ToolCallStart {
                     index: 0,
                     id: "a".into(),

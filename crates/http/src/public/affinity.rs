@@ -98,7 +98,11 @@ impl SessionAffinity {
             if let Some(session) = self.session(*rule, req, body) {
                 let session: String = session.chars().take(MAX_SESSION_CHARS).collect();
                 return (
-                    format!("{gateway_key_id}|{}|{session}", rule.as_str()),
+                    switchyard_actors::orchestrator::session_affinity_key(
+                        gateway_key_id,
+                        rule.as_str(),
+                        &session,
+                    ),
                     rule.as_str(),
                 );
             }

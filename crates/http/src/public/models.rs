@@ -28,6 +28,10 @@ fn detect(req: &HttpRequest) -> Dialect {
 }
 
 /// The caller's models, or the refusal.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the finished response, built once per refused request"
+)]
 fn visible(
     state: &PublicState,
     req: &HttpRequest,
