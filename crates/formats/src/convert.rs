@@ -325,11 +325,14 @@ mod tests {
         );
     }
 
-    /// Through a Gemini client, streamed: the thought reaches it, a foreign signature does not
-    /// (google-genai decodes `thoughtSignature` as base64 bytes and would fail on the marker),
-    /// and the unsigned block is not sent back to Anthropic, which would refuse it.
+    /// Through a Gemini client, streamed: the foreign signature is written as base64 of its
+    /// marked form (google-genai decodes `thoughtSignature` as base64 bytes), comes back — even
+    /// re-encoded URL-safe by the SDK — and reaches Anthropic as it was issued; Gemini gets the
+    /// thought without it.
     #[test]
-    fn a_streamed_foreign_signature_is_kept_from_a_gemini_client() {
+    fn a_streamed_foreign_signature_survives_a_gemini_client() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
         let signature = "EqQB+/sig==";
         let mut converter = StreamConverter::new(Dialect::Messages, Dialect::Gemini, false);
         let events = [
@@ -360,21 +363,33 @@ mod tests {
                 .iter()
                 .map(|frame| String::from_utf8_lossy(frame).into_owned()),
         );
-        assert!(frames.contains("Plan."), "{frames}");
-        assert!(!frames.contains("thoughtSignature"), "{frames}");
+        let written = STANDARD.encode(format!("swy1.messages.{signature}"));
+        assert!(frames.contains(&written), "{frames}");
 
+        // The SDK holds it as bytes and sends it back URL-safe.
+        let sent_back = URL_SAFE.encode(STANDARD.decode(&written).expect("base64"));
         let next = request(
             Dialect::Gemini,
             json!({"contents": [
                 {"role": "user", "parts": [{"text": "Hello"}]},
-                {"role": "model", "parts": [{"thought": true, "text": "Plan."}, {"text": "Hi."}]},
+                {"role": "model", "parts": [
+                    {"thought": true, "text": "Plan.", "thoughtSignature": sent_back}
+                ]},
                 {"role": "user", "parts": [{"text": "Again"}]}
             ]}),
         );
         let decoded = decode_request(&next).expect("decodes");
         let to_anthropic =
             json_of(&encode_request(&decoded, Dialect::Messages, "claude-x").expect("encodes"));
-        // The unsigned thinking block is left out: only the answer text goes back.
-        assert_eq!(to_anthropic["messages"][1]["content"], json!("Hi."));
+        assert_eq!(
+            to_anthropic["messages"][1]["content"][0]["signature"],
+            json!(signature)
+        );
+        let to_gemini =
+            json_of(&encode_request(&decoded, Dialect::Gemini, "gemini-x").expect("encodes"));
+        assert_eq!(
+            to_gemini["contents"][1]["parts"][0],
+            json!({"thought": true, "text": "Plan."})
+        );
     }
 }

@@ -12,6 +12,9 @@
 //! so a request encoder sends a signature only to the provider that issued it (and drops it
 //! for any other). A signature of the client's own dialect is written as it came, unmarked: a
 //! client talking to its own provider sees nothing unusual.
+//!
+//! Gemini clients hold `thoughtSignature` as base64 bytes (the google-genai SDK decodes it), so
+//! the Gemini codec writes the marked form base64-encoded and recognises it on the way back.
 
 use crate::dialect::Dialect;
 use crate::ir::{Delta, Thinking};

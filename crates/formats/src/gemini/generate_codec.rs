@@ -15,7 +15,8 @@
 //!   unsigned thought part just before it (a streamed thought comes in pieces, the signature on
 //!   the last one, covering the whole text). Signatures are read with
 //!   [`crate::signature::unwrap`]: one marked by this gateway with another issuer is that
-//!   issuer's, kept as written; Gemini's own are read in base64's standard alphabet (the SDK
+//!   issuer's (written for a Gemini client as base64 of the marked form, which the SDK's bytes
+//!   field accepts), kept as written; Gemini's own are read in base64's standard alphabet (the SDK
 //!   writes back URL-safe, `-_`, what it received standard, `+/`; Gemini accepts both).
 //! - `tools[].functionDeclarations[]` ↔ tools. Decoded `parameters` (Gemini's OpenAPI subset) get
 //!   their `type` names lower-cased so they are JSON Schema; `parametersJsonSchema` is taken as
@@ -113,6 +114,8 @@
 //! Decoding reads field names in Gemini's JSON spelling (`inlineData`) and in their proto
 //! spelling (`inline_data`), as Google's API accepts both; encoding writes the JSON spelling.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
@@ -561,6 +564,16 @@ fn decode_part(
 /// A signature read from a client or from Gemini: its issuer (see [`crate::signature`]) and the
 /// signature, in base64's standard alphabet when Gemini issued it.
 fn read_signature(raw: &str) -> (Option<Dialect>, String) {
+    // A foreign signature written for a Gemini client: base64 of the marked form (the SDK may
+    // have turned it URL-safe on the way back).
+    let standard = standard_base64(raw);
+    if let Ok(bytes) = STANDARD_NO_PAD.decode(standard.trim_end_matches('='))
+        && let Ok(marked) = String::from_utf8(bytes)
+        && let (Some(source), original) = signature::unwrap(&marked, Dialect::Gemini)
+        && source != Dialect::Gemini
+    {
+        return (Some(source), original);
+    }
     match signature::unwrap(raw, Dialect::Gemini) {
         (Some(Dialect::Gemini), gemini) => (Some(Dialect::Gemini), standard_base64(&gemini)),
         // Marked by the gateway: as it was issued, never re-encoded.
@@ -1088,11 +1101,10 @@ fn outgoing_signature(thinking: &Thinking, policy: Policy) -> Option<String> {
     match thinking.source {
         Some(Dialect::Gemini) => gemini_signature(signature).map(str::to_owned),
         _ if policy == Policy::Refuse => None,
-        // A foreign signature would need the marker, which is not base64: the google-genai SDK
-        // decodes `thoughtSignature` as bytes and would fail on the whole answer. The thought
-        // text reaches the client; the signature does not (its issuer then sees the turn
-        // without it, which every provider accepts).
-        Some(_) => None,
+        // A foreign signature carries the gateway's marker, which is not base64 — and the
+        // google-genai SDK decodes `thoughtSignature` as base64 bytes. So the marked form is
+        // written base64-encoded; `read_signature` recognises it when the client sends it back.
+        Some(source) => Some(STANDARD.encode(signature::wrap(source, signature))),
         // Issuer unknown: written as it is when it can be Gemini's.
         None => gemini_signature(signature).map(str::to_owned),
     }
