@@ -459,6 +459,7 @@ async fn errors_come_in_each_callers_envelope() {
         .await
         .expect("sent");
     assert_eq!(response.status().as_u16(), 401);
+    assert!(response.headers().contains_key("x-request-id"));
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["error"]["type"], "authentication_error");
     let response = client()

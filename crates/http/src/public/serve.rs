@@ -90,7 +90,16 @@ pub async fn serve(
         Err(refused) => {
             return match &refused.caller {
                 Some(caller) => refuse(caller, None, refused.response, "quota or balance used up"),
-                None => refused.response,
+                None => {
+                    // Not recorded (nobody to attribute it to), but still traceable in logs.
+                    let mut response = refused.response;
+                    if let Ok(value) = HeaderValue::from_str(&request_id) {
+                        response
+                            .headers_mut()
+                            .insert(HeaderName::from_static("x-request-id"), value);
+                    }
+                    response
+                }
             };
         }
     };
