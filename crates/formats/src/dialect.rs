@@ -2,6 +2,9 @@
 //! event means to the gateway. The [`Dialect`] of an [`ApiFormat`] picks the module that speaks
 //! it; the "CLI" formats carry their parent's payloads and share its dialect.
 
+use crate::body::is_error_object;
+use crate::error_body::{error_body_from_json, parse_error_body};
+use crate::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -145,4 +148,27 @@ pub fn token_count(value: Option<&Value>) -> Option<u64> {
             // Truncation is intended: a fractional token count has no meaning.
             .map(|f| f as u64)
     })
+}
+
+/// The JSON object an untyped stream event carries (OpenAI chat, Gemini), or what the event is
+/// instead: an `event: error` event, or data that is an error object (an array whose first
+/// element is one included), is [`StreamEvent::Error`]; data that is not JSON, or JSON that is
+/// not an object, is [`StreamEvent::Malformed`]. `data` is the event's trimmed data.
+pub(crate) fn untyped_event_object(ev: &SseEvent, data: &str) -> Result<Value, StreamEvent> {
+    if ev.event.as_deref() == Some("error") {
+        return Err(StreamEvent::Error(parse_error_body(data.as_bytes())));
+    }
+    let Ok(value) = serde_json::from_str::<Value>(data) else {
+        return Err(StreamEvent::Malformed);
+    };
+    if is_error_object(&value) {
+        return Err(StreamEvent::Error(error_body_from_json(
+            &value,
+            data.as_bytes(),
+        )));
+    }
+    if !value.is_object() {
+        return Err(StreamEvent::Malformed);
+    }
+    Ok(value)
 }

@@ -65,6 +65,26 @@ pub struct Message {
     pub content: Vec<Part>,
 }
 
+impl Message {
+    /// A user turn holding `content` (text, images, tool results).
+    #[must_use]
+    pub fn user(content: Vec<Part>) -> Self {
+        Self {
+            role: Role::User,
+            content,
+        }
+    }
+
+    /// An assistant turn holding `content` (text, thinking, tool calls).
+    #[must_use]
+    pub fn assistant(content: Vec<Part>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content,
+        }
+    }
+}
+
 /// The speaker of a turn (system prompts live in [`Request::system`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -87,6 +107,58 @@ pub enum Part {
     ToolResult(ToolResult),
     /// Reasoning the model showed (assistant turns and answers).
     Thinking(Thinking),
+}
+
+impl Part {
+    /// A text part.
+    #[must_use]
+    pub fn text(text: impl Into<String>) -> Self {
+        Part::Text(text.into())
+    }
+
+    /// A tool call with its id, the tool's name and the arguments (a JSON value).
+    #[must_use]
+    pub fn tool_call(id: impl Into<String>, name: impl Into<String>, arguments: Value) -> Self {
+        Part::ToolCall(ToolCall {
+            id: id.into(),
+            name: name.into(),
+            arguments,
+        })
+    }
+
+    /// The result of the call with id `call_id`: `content` (text and images), failed or not.
+    #[must_use]
+    pub fn tool_result(call_id: impl Into<String>, content: Vec<Part>, is_error: bool) -> Self {
+        Part::ToolResult(ToolResult {
+            call_id: call_id.into(),
+            content,
+            is_error,
+        })
+    }
+
+    /// A reasoning block with no signature (it cannot be sent back to a provider as its own).
+    #[must_use]
+    pub fn thinking(text: impl Into<String>) -> Self {
+        Part::Thinking(Thinking {
+            text: text.into(),
+            signature: None,
+            source: None,
+        })
+    }
+
+    /// A reasoning block carrying the `signature` that the provider of dialect `source` issued.
+    #[must_use]
+    pub fn signed_thinking(
+        text: impl Into<String>,
+        signature: impl Into<String>,
+        source: Dialect,
+    ) -> Self {
+        Part::Thinking(Thinking {
+            text: text.into(),
+            signature: Some(signature.into()),
+            source: Some(source),
+        })
+    }
 }
 
 /// Image data or a reference to it.

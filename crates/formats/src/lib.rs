@@ -20,6 +20,10 @@ pub mod openai;
 pub mod signature;
 pub mod sse;
 pub mod usage;
+mod validate;
+
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub use body::{BodyKind, inspect_json_body, looks_like_html};
 pub use dialect::{ClientRequest, Dialect, RequestError, StreamEvent};

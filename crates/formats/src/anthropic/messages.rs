@@ -27,6 +27,7 @@ pub use crate::dialect::{RequestError, StreamEvent};
 use crate::error_body::{error_body_from_json, parse_error_body};
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
+use crate::validate::{json_object, messages_with_roles, optional_bool, required_string};
 
 /// A validated Messages request.
 pub type MessagesRequest = ClientRequest;
@@ -40,16 +41,9 @@ pub type MessagesRequest = ClientRequest;
 /// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
 /// field is empty and the message is the parser's (with line and column).
 pub fn parse_request(raw: &[u8]) -> Result<MessagesRequest, RequestError> {
-    let value: Value =
-        serde_json::from_slice(raw).map_err(|e| RequestError::new("", e.to_string()))?;
-    let Value::Object(body) = value else {
-        return Err(RequestError::new(
-            "",
-            "the request body must be a JSON object",
-        ));
-    };
-    let model = required_model(&body)?;
-    check_messages(&body)?;
+    let body = json_object(raw)?;
+    let model = required_string(&body, "model")?;
+    messages_with_roles(&body)?;
     match body.get("max_tokens") {
         None | Some(Value::Null) => return Err(RequestError::new("max_tokens", "is required")),
         Some(Value::Number(n)) if n.is_u64() => {}
@@ -60,12 +54,8 @@ pub fn parse_request(raw: &[u8]) -> Result<MessagesRequest, RequestError> {
             ));
         }
     }
-    let stream = match body.get("stream") {
-        // The SDKs never send null, but compatible clients do; it means "absent".
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(_) => return Err(RequestError::new("stream", "must be a boolean")),
-    };
+    // The SDKs never send a null `stream`, but compatible clients do; it means "absent".
+    let stream = optional_bool(&body, "stream", "stream")?.unwrap_or(false);
     Ok(MessagesRequest {
         dialect: Dialect::Messages,
         model,
@@ -73,52 +63,6 @@ pub fn parse_request(raw: &[u8]) -> Result<MessagesRequest, RequestError> {
         include_usage: false,
         body,
     })
-}
-
-fn required_model(body: &Map<String, Value>) -> Result<String, RequestError> {
-    match body.get("model") {
-        None | Some(Value::Null) => Err(RequestError::new("model", "is required")),
-        Some(Value::String(model)) if model.trim().is_empty() => {
-            Err(RequestError::new("model", "must not be empty"))
-        }
-        Some(Value::String(model)) => Ok(model.clone()),
-        Some(_) => Err(RequestError::new("model", "must be a string")),
-    }
-}
-
-fn check_messages(body: &Map<String, Value>) -> Result<(), RequestError> {
-    let messages = match body.get("messages") {
-        None | Some(Value::Null) => return Err(RequestError::new("messages", "is required")),
-        Some(Value::Array(messages)) if messages.is_empty() => {
-            return Err(RequestError::new("messages", "must not be empty"));
-        }
-        Some(Value::Array(messages)) => messages,
-        Some(_) => return Err(RequestError::new("messages", "must be an array")),
-    };
-    for (i, message) in messages.iter().enumerate() {
-        let Value::Object(message) = message else {
-            return Err(RequestError::new(
-                format!("messages[{i}]"),
-                "must be an object",
-            ));
-        };
-        match message.get("role") {
-            Some(Value::String(_)) => {}
-            None | Some(Value::Null) => {
-                return Err(RequestError::new(
-                    format!("messages[{i}].role"),
-                    "is required",
-                ));
-            }
-            Some(_) => {
-                return Err(RequestError::new(
-                    format!("messages[{i}].role"),
-                    "must be a string",
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The body to send upstream: the client's body with `model` replaced by `upstream_model`.
@@ -323,14 +267,10 @@ pub fn stream_error_event(message: &str, error_type: &str) -> Bytes {
 mod tests {
     use super::*;
     use crate::sse::SseParser;
+    use crate::test_support::{data_event, err, rejection};
 
     fn request_error(raw: &str) -> (String, String) {
-        let error = parse_request(raw.as_bytes()).expect_err("must be rejected");
-        (error.field, error.message)
-    }
-
-    fn err(field: &str, message: &str) -> (String, String) {
-        (field.to_owned(), message.to_owned())
+        rejection(parse_request(raw.as_bytes()))
     }
 
     const VALID: &str = r#"{
@@ -594,13 +534,6 @@ mod tests {
         }
     }
 
-    fn unnamed(data: &str) -> SseEvent {
-        SseEvent {
-            data: data.to_owned(),
-            ..SseEvent::default()
-        }
-    }
-
     fn chunk_of(usage: Option<Usage>, finished: bool, content: bool) -> StreamEvent {
         chunk(usage, finished, content)
     }
@@ -732,7 +665,7 @@ mod tests {
     fn classify_without_event_names_and_unknown_types() {
         // Some relays drop the `event:` lines: the data's type still decides.
         assert_eq!(
-            classify_stream_event(&unnamed(
+            classify_stream_event(&data_event(
                 r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":3}}"#
             )),
             chunk_of(
@@ -745,7 +678,7 @@ mod tests {
             )
         );
         assert_eq!(
-            classify_stream_event(&unnamed(r#"{"type":"message_stop"}"#)),
+            classify_stream_event(&data_event(r#"{"type":"message_stop"}"#)),
             StreamEvent::Done { usage: None }
         );
         // And data without a type falls back to the event name.
@@ -775,7 +708,7 @@ mod tests {
     fn classify_errors_and_malformed() {
         let overloaded =
             r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-        for ev in [named("error", overloaded), unnamed(overloaded)] {
+        for ev in [named("error", overloaded), data_event(overloaded)] {
             match classify_stream_event(&ev) {
                 StreamEvent::Error(body) => {
                     assert_eq!(body.error_type.as_deref(), Some("overloaded_error"));
@@ -798,7 +731,7 @@ mod tests {
             r#"{"index":0}"#,
         ] {
             assert_eq!(
-                classify_stream_event(&unnamed(bad)),
+                classify_stream_event(&data_event(bad)),
                 StreamEvent::Malformed,
                 "{bad}"
             );

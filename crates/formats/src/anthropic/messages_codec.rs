@@ -1381,51 +1381,10 @@ fn check_keys(
 mod tests {
     use super::*;
     use crate::ir::{
-        Image, Message, Part, Reasoning, Request, ResponseFormat, Role, StopReason, Thinking, Tool,
-        ToolCall, ToolChoice, ToolResult,
+        Image, Message, Part, Reasoning, Request, ResponseFormat, StopReason, Tool, ToolChoice,
+        ToolResult,
     };
-    use crate::sse::SseParser;
-
-    fn object(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            other => panic!("not an object: {other}"),
-        }
-    }
-
-    fn text(t: &str) -> Part {
-        Part::Text(t.to_owned())
-    }
-
-    fn user(content: Vec<Part>) -> Message {
-        Message {
-            role: Role::User,
-            content,
-        }
-    }
-
-    fn assistant(content: Vec<Part>) -> Message {
-        Message {
-            role: Role::Assistant,
-            content,
-        }
-    }
-
-    fn call(id: &str, name: &str, arguments: Value) -> Part {
-        Part::ToolCall(ToolCall {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            arguments,
-        })
-    }
-
-    fn thinking(t: &str, signature: Option<&str>) -> Part {
-        Part::Thinking(Thinking {
-            text: t.to_owned(),
-            signature: signature.map(str::to_owned),
-            source: signature.map(|_| Dialect::Messages),
-        })
-    }
+    use crate::test_support::{named_frames, object, sse_events};
 
     fn weather_schema() -> Value {
         json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
@@ -1495,31 +1454,31 @@ mod tests {
         Request {
             system: vec!["You are a weather bot.".into(), "Answer in French.".into()],
             messages: vec![
-                user(vec![text("Weather in Paris and Lyon?")]),
-                assistant(vec![
-                    thinking("Two cities, two calls.", Some("EqQBCgIYAh")),
-                    text("Checking both."),
-                    call("toolu_01A", "get_weather", json!({"city": "Paris"})),
-                    call("toolu_01B", "get_weather", json!({"city": "Lyon"})),
+                Message::user(vec![Part::text("Weather in Paris and Lyon?")]),
+                Message::assistant(vec![
+                    Part::signed_thinking(
+                        "Two cities, two calls.",
+                        "EqQBCgIYAh",
+                        Dialect::Messages,
+                    ),
+                    Part::text("Checking both."),
+                    Part::tool_call("toolu_01A", "get_weather", json!({"city": "Paris"})),
+                    Part::tool_call("toolu_01B", "get_weather", json!({"city": "Lyon"})),
                 ]),
-                user(vec![
-                    Part::ToolResult(ToolResult {
-                        call_id: "toolu_01A".into(),
-                        content: vec![text("18°C, sunny")],
-                        is_error: false,
-                    }),
-                    Part::ToolResult(ToolResult {
-                        call_id: "toolu_01B".into(),
-                        content: vec![
-                            text("station offline"),
+                Message::user(vec![
+                    Part::tool_result("toolu_01A", vec![Part::text("18°C, sunny")], false),
+                    Part::tool_result(
+                        "toolu_01B",
+                        vec![
+                            Part::text("station offline"),
                             Part::Image(Image::Base64 {
                                 media_type: "image/png".into(),
                                 data: "iVBORw0KGgo=".into(),
                             }),
                         ],
-                        is_error: true,
-                    }),
-                    text("And this map?"),
+                        true,
+                    ),
+                    Part::text("And this map?"),
                     Part::Image(Image::Url("https://example.com/map.jpg".into())),
                 ]),
             ],
@@ -1619,11 +1578,7 @@ mod tests {
         assert_eq!(req.tools[0].description, None);
         assert_eq!(
             req.messages[1].content,
-            vec![Part::ToolResult(ToolResult {
-                call_id: "t".into(),
-                content: vec![],
-                is_error: false
-            })]
+            vec![Part::tool_result("t", vec![], false)]
         );
     }
 
@@ -1670,7 +1625,7 @@ mod tests {
     fn encode_request_parallel_tool_use() {
         let tool_choice = |tool_choice: Option<ToolChoice>, parallel: Option<bool>, tools: bool| {
             let req = Request {
-                messages: vec![user(vec![text("Hi")])],
+                messages: vec![Message::user(vec![Part::text("Hi")])],
                 tools: if tools { vec![weather_tool()] } else { vec![] },
                 tool_choice,
                 parallel_tool_calls: parallel,
@@ -1858,7 +1813,7 @@ mod tests {
 
     fn minimal(reasoning: Option<Reasoning>, max_tokens: Option<u64>) -> Request {
         Request {
-            messages: vec![user(vec![text("Hi")])],
+            messages: vec![Message::user(vec![Part::text("Hi")])],
             reasoning,
             max_tokens,
             ..Request::default()
@@ -1971,18 +1926,18 @@ mod tests {
     fn encode_request_drops_what_anthropic_rejects() {
         let req = Request {
             messages: vec![
-                user(vec![text("Hi"), text("")]),
+                Message::user(vec![Part::text("Hi"), Part::text("")]),
                 // Reasoning from another provider: no signature, nothing Anthropic accepts.
-                assistant(vec![thinking("hmm", None)]),
-                assistant(vec![
-                    thinking("plan", None),
-                    call("call_1", "now", Value::Null),
+                Message::assistant(vec![Part::thinking("hmm")]),
+                Message::assistant(vec![
+                    Part::thinking("plan"),
+                    Part::tool_call("call_1", "now", Value::Null),
                 ]),
-                user(vec![Part::ToolResult(ToolResult {
-                    call_id: "call_1".into(),
-                    content: vec![text("")],
-                    is_error: false,
-                })]),
+                Message::user(vec![Part::tool_result(
+                    "call_1",
+                    vec![Part::text("")],
+                    false,
+                )]),
             ],
             tools: vec![Tool {
                 name: "now".into(),
@@ -2018,35 +1973,48 @@ mod tests {
         let image = Part::Image(Image::Url("https://example.com/a.png".into()));
         let cases = [
             (
-                with_messages(vec![assistant(vec![image.clone()])]),
+                with_messages(vec![Message::assistant(vec![image.clone()])]),
                 "messages[0].content[0] (image from the assistant)",
             ),
             (
-                with_messages(vec![user(vec![text("x"), call("c", "f", json!({}))])]),
+                with_messages(vec![Message::user(vec![
+                    Part::text("x"),
+                    Part::tool_call("c", "f", json!({})),
+                ])]),
                 "messages[0].content[1] (tool call from the user)",
             ),
             (
-                with_messages(vec![assistant(vec![Part::ToolResult(ToolResult {
-                    call_id: "c".into(),
-                    content: vec![],
-                    is_error: false,
-                })])]),
+                with_messages(vec![Message::assistant(vec![Part::ToolResult(
+                    ToolResult {
+                        call_id: "c".into(),
+                        content: vec![],
+                        is_error: false,
+                    },
+                )])]),
                 "messages[0].content[0] (tool result from the assistant)",
             ),
             (
-                with_messages(vec![user(vec![thinking("x", Some("sig"))])]),
+                with_messages(vec![Message::user(vec![Part::signed_thinking(
+                    "x",
+                    "sig",
+                    Dialect::Messages,
+                )])]),
                 "messages[0].content[0] (thinking from the user)",
             ),
             (
-                with_messages(vec![assistant(vec![call("c", "f", json!("{\"a\":1}"))])]),
+                with_messages(vec![Message::assistant(vec![Part::tool_call(
+                    "c",
+                    "f",
+                    json!("{\"a\":1}"),
+                )])]),
                 "messages[0].content[0] (tool call arguments that are not a JSON object)",
             ),
             (
-                with_messages(vec![user(vec![Part::ToolResult(ToolResult {
-                    call_id: "c".into(),
-                    content: vec![image, call("d", "f", json!({}))],
-                    is_error: false,
-                })])]),
+                with_messages(vec![Message::user(vec![Part::tool_result(
+                    "c",
+                    vec![image, Part::tool_call("d", "f", json!({}))],
+                    false,
+                )])]),
                 "messages[0].content[0].content[1] (neither text nor image in a tool result)",
             ),
             (
@@ -2079,17 +2047,17 @@ mod tests {
         let sampling = Request {
             system: vec!["Only one.".into()],
             messages: vec![
-                user(vec![text("Pick a tool")]),
-                assistant(vec![call(
+                Message::user(vec![Part::text("Pick a tool")]),
+                Message::assistant(vec![Part::tool_call(
                     "toolu_1",
                     "get_weather",
                     json!({"city": "Oslo"}),
                 )]),
-                user(vec![Part::ToolResult(ToolResult {
-                    call_id: "toolu_1".into(),
-                    content: vec![text("-3°C"), text("snow")],
-                    is_error: false,
-                })]),
+                Message::user(vec![Part::tool_result(
+                    "toolu_1",
+                    vec![Part::text("-3°C"), Part::text("snow")],
+                    false,
+                )]),
             ],
             tools: vec![weather_tool()],
             tool_choice: Some(ToolChoice::Required),
@@ -2168,9 +2136,9 @@ mod tests {
             id: "msg_01XFDUDYJgAACzvnptvVoYEL".into(),
             model: "claude-sonnet-4-5-20250929".into(),
             content: vec![
-                thinking("Paris first.", Some("ErUBCkYIBBgCIkA")),
-                text("Let me check."),
-                call("toolu_01A", "get_weather", json!({"city": "Paris"})),
+                Part::signed_thinking("Paris first.", "ErUBCkYIBBgCIkA", Dialect::Messages),
+                Part::text("Let me check."),
+                Part::tool_call("toolu_01A", "get_weather", json!({"city": "Paris"})),
             ],
             stop_reason: Some(StopReason::ToolUse),
             usage: Usage {
@@ -2269,12 +2237,12 @@ mod tests {
             id: String::new(),
             model: String::new(),
             content: vec![
-                thinking("considering", None),
+                Part::thinking("considering"),
                 Part::Image(Image::Base64 {
                     media_type: "image/png".into(),
                     data: "AAAA".into(),
                 }),
-                call("call_0", "lookup", Value::Null),
+                Part::tool_call("call_0", "lookup", Value::Null),
             ],
             stop_reason: Some(StopReason::EndTurn),
             usage: Usage {
@@ -2331,7 +2299,7 @@ mod tests {
         let plain = ir::Response {
             id: "msg_1".into(),
             model: "claude-haiku-4-5".into(),
-            content: vec![text("Done.")],
+            content: vec![Part::text("Done.")],
             stop_reason: Some(StopReason::StopSequence),
             usage: Usage {
                 input_tokens: 5,
@@ -2340,7 +2308,10 @@ mod tests {
             },
         };
         let capped = ir::Response {
-            content: vec![thinking("long", Some("sig")), text("Partial")],
+            content: vec![
+                Part::signed_thinking("long", "sig", Dialect::Messages),
+                Part::text("Partial"),
+            ],
             stop_reason: Some(StopReason::MaxTokens),
             ..plain.clone()
         };
@@ -2353,13 +2324,6 @@ mod tests {
     }
 
     // --- Streams ------------------------------------------------------------------------
-
-    fn sse_events(raw: &str) -> Vec<SseEvent> {
-        let mut parser = SseParser::default();
-        let mut events = parser.push(raw.as_bytes());
-        events.extend(parser.finish());
-        events
-    }
 
     /// Thinking, text, a tool call in fragments, a tool without arguments, a server tool (not
     /// the answer's), pings, and usage at both ends, as Anthropic streams them.
@@ -2544,22 +2508,6 @@ mod tests {
         );
     }
 
-    /// The frames as (event name, data) pairs, checking each has its `event:` line and that the
-    /// name matches the data's type.
-    fn parse_frames(frames: &[Bytes]) -> Vec<(String, Value)> {
-        let mut parser = SseParser::default();
-        frames
-            .iter()
-            .flat_map(|f| parser.push(f))
-            .map(|e| {
-                let data: Value = serde_json::from_str(&e.data).expect("JSON data");
-                let name = e.event.expect("every frame is named");
-                assert_eq!(data["type"], json!(name));
-                (name, data)
-            })
-            .collect()
-    }
-
     fn encode_all(deltas: &[Delta]) -> Vec<Bytes> {
         let mut encoder = StreamEncoder::new(false);
         let mut frames: Vec<Bytes> = deltas.iter().flat_map(|d| encoder.push(d)).collect();
@@ -2570,7 +2518,7 @@ mod tests {
     }
 
     fn data_only(frames: &[Bytes]) -> Vec<Value> {
-        parse_frames(frames).into_iter().map(|(_, v)| v).collect()
+        named_frames(frames).into_iter().map(|(_, v)| v).collect()
     }
 
     #[test]
@@ -2692,7 +2640,7 @@ mod tests {
             },
             Delta::Stop(StopReason::MaxTokens),
         ];
-        let frames = parse_frames(&encode_all(&deltas));
+        let frames = named_frames(&encode_all(&deltas));
         let names: Vec<&str> = frames.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,

@@ -20,12 +20,11 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use crate::body::is_error_object;
-use crate::dialect::{ClientRequest, Dialect, token_count};
+use crate::dialect::{ClientRequest, Dialect, token_count, untyped_event_object};
 pub use crate::dialect::{RequestError, StreamEvent};
-use crate::error_body::{error_body_from_json, parse_error_body};
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
+use crate::validate::{json_object, required_array};
 
 /// A validated `generateContent` request.
 pub type GenerateRequest = ClientRequest;
@@ -72,26 +71,9 @@ pub fn parse_request(
     if model.trim().is_empty() {
         return Err(RequestError::new("model", "must not be empty"));
     }
-    let value: Value =
-        serde_json::from_slice(raw).map_err(|e| RequestError::new("", e.to_string()))?;
-    let Value::Object(body) = value else {
-        return Err(RequestError::new(
-            "",
-            "the request body must be a JSON object",
-        ));
-    };
-
-    match body.get("contents") {
-        None | Some(Value::Null) => return Err(RequestError::new("contents", "is required")),
-        Some(Value::Array(contents)) if contents.is_empty() => {
-            return Err(RequestError::new("contents", "must not be empty"));
-        }
-        Some(Value::Array(contents)) => {
-            for (i, content) in contents.iter().enumerate() {
-                validate_content(content, i)?;
-            }
-        }
-        Some(_) => return Err(RequestError::new("contents", "must be an array")),
+    let body = json_object(raw)?;
+    for (i, content) in required_array(&body, "contents")?.iter().enumerate() {
+        validate_content(content, i)?;
     }
 
     Ok(GenerateRequest {
@@ -192,18 +174,10 @@ pub fn usage_from_response(body: &Value) -> Option<Usage> {
 #[must_use]
 pub fn classify_stream_event(ev: &SseEvent) -> StreamEvent {
     let data = ev.data.trim();
-    if ev.event.as_deref() == Some("error") {
-        return StreamEvent::Error(parse_error_body(data.as_bytes()));
-    }
-    let Ok(value) = serde_json::from_str::<Value>(data) else {
-        return StreamEvent::Malformed;
+    let value = match untyped_event_object(ev, data) {
+        Ok(value) => value,
+        Err(event) => return event,
     };
-    if is_error_object(&value) {
-        return StreamEvent::Error(error_body_from_json(&value, data.as_bytes()));
-    }
-    if !value.is_object() {
-        return StreamEvent::Malformed;
-    }
     let candidates = value
         .get("candidates")
         .and_then(Value::as_array)
@@ -310,14 +284,10 @@ pub fn usage_metadata(usage: &Usage) -> Map<String, Value> {
 mod tests {
     use super::*;
     use crate::sse::SseParser;
+    use crate::test_support::{data_event, err, rejection};
 
     fn request_error(raw: &str, model: &str) -> (String, String) {
-        let error = parse_request(raw.as_bytes(), model, false).expect_err("must be rejected");
-        (error.field, error.message)
-    }
-
-    fn err(field: &str, message: &str) -> (String, String) {
-        (field.to_owned(), message.to_owned())
+        rejection(parse_request(raw.as_bytes(), model, false))
     }
 
     const VALID: &str = r#"{
@@ -567,13 +537,6 @@ mod tests {
         );
     }
 
-    fn event(data: &str) -> SseEvent {
-        SseEvent {
-            data: data.to_owned(),
-            ..SseEvent::default()
-        }
-    }
-
     fn chunk(usage: Option<Usage>, finished: bool, content: bool) -> StreamEvent {
         StreamEvent::Chunk {
             usage,
@@ -623,7 +586,7 @@ mod tests {
     fn classify_tool_calls_signatures_and_blocks() {
         let call = r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"CiQBVKhc7g=="}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":64,"candidatesTokenCount":15,"totalTokenCount":155,"thoughtsTokenCount":76},"modelVersion":"gemini-2.5-flash","responseId":"r1"}"#;
         assert_eq!(
-            classify_stream_event(&event(call)),
+            classify_stream_event(&data_event(call)),
             chunk(
                 Some(Usage {
                     input_tokens: 64,
@@ -638,13 +601,13 @@ mod tests {
         // A signature alone in the closing part is still content (it must reach the client).
         let signature = r#"{"candidates":[{"content":{"parts":[{"text":"","thoughtSignature":"Ei0KKw=="}],"role":"model"},"finishReason":"MAX_TOKENS","index":0}]}"#;
         assert_eq!(
-            classify_stream_event(&event(signature)),
+            classify_stream_event(&data_event(signature)),
             chunk(None, true, true)
         );
         // The prompt itself was blocked: no candidate will come.
         let blocked = r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":12,"totalTokenCount":12},"modelVersion":"gemini-2.5-flash","responseId":"r2"}"#;
         assert_eq!(
-            classify_stream_event(&event(blocked)),
+            classify_stream_event(&data_event(blocked)),
             chunk(
                 Some(Usage {
                     input_tokens: 12,
@@ -657,13 +620,13 @@ mod tests {
         // Proto defaults and empty values say nothing.
         let unspecified = r#"{"candidates":[{"content":{"role":"model"},"finishReason":"FINISH_REASON_UNSPECIFIED"}],"promptFeedback":{"blockReason":"BLOCK_REASON_UNSPECIFIED"}}"#;
         assert_eq!(
-            classify_stream_event(&event(unspecified)),
+            classify_stream_event(&data_event(unspecified)),
             chunk(None, false, false)
         );
         let empty =
             r#"{"candidates":[{"content":{"parts":[{},{"text":null}]},"finishReason":""}]}"#;
         assert_eq!(
-            classify_stream_event(&event(empty)),
+            classify_stream_event(&data_event(empty)),
             chunk(None, false, false)
         );
     }
@@ -671,7 +634,7 @@ mod tests {
     #[test]
     fn classify_errors_and_malformed_and_never_done() {
         let error = r#"{"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}"#;
-        match classify_stream_event(&event(error)) {
+        match classify_stream_event(&data_event(error)) {
             StreamEvent::Error(body) => {
                 assert_eq!(body.error_type.as_deref(), Some("UNAVAILABLE"));
                 assert_eq!(
@@ -701,7 +664,7 @@ mod tests {
             r#"[{"candidates":[]}]"#,
         ] {
             assert_eq!(
-                classify_stream_event(&event(bad)),
+                classify_stream_event(&data_event(bad)),
                 StreamEvent::Malformed,
                 "{bad}"
             );

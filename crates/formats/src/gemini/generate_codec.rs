@@ -1700,14 +1700,7 @@ impl StreamEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::SseParser;
-
-    fn body(value: Value) -> Object {
-        match value {
-            Value::Object(obj) => obj,
-            other => panic!("not an object: {other}"),
-        }
-    }
+    use crate::test_support::{frame_events, object as body, sse_events};
 
     fn decode(value: Value) -> Result<ir::Request, Unsupported> {
         decode_request(&body(value))
@@ -1715,48 +1708,6 @@ mod tests {
 
     fn refusal(value: Value) -> String {
         decode(value).expect_err("must be refused").what
-    }
-
-    fn text(t: &str) -> Part {
-        Part::Text(t.to_owned())
-    }
-
-    fn user(content: Vec<Part>) -> Message {
-        Message {
-            role: Role::User,
-            content,
-        }
-    }
-
-    fn assistant(content: Vec<Part>) -> Message {
-        Message {
-            role: Role::Assistant,
-            content,
-        }
-    }
-
-    fn thinking(t: &str, signature: Option<&str>) -> Part {
-        Part::Thinking(Thinking {
-            text: t.to_owned(),
-            signature: signature.map(str::to_owned),
-            source: signature.map(|_| Dialect::Gemini),
-        })
-    }
-
-    fn call(id: &str, name: &str, arguments: Value) -> Part {
-        Part::ToolCall(ToolCall {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            arguments,
-        })
-    }
-
-    fn result(call_id: &str, t: &str, is_error: bool) -> Part {
-        Part::ToolResult(ToolResult {
-            call_id: call_id.to_owned(),
-            content: vec![text(t)],
-            is_error,
-        })
     }
 
     fn empty_schema() -> Value {
@@ -1825,26 +1776,30 @@ mod tests {
                 "Answer in one sentence.".into(),
             ],
             messages: vec![
-                user(vec![
-                    text("What's the weather where this photo was taken, and in Paris?"),
+                Message::user(vec![
+                    Part::text("What's the weather where this photo was taken, and in Paris?"),
                     Part::Image(Image::Base64 {
                         media_type: "image/jpeg".into(),
                         data: "/9j/4AAQSkZJRg==".into(),
                     }),
                     Part::Image(Image::Url("https://example.com/street.png".into())),
                 ]),
-                assistant(vec![
-                    thinking("**Locating the photo**\n\nThe signs suggest Lyon.", None),
-                    thinking("", Some("CiQBVKhc7g==")),
-                    call("call_0", "get_weather", json!({"city": "Lyon"})),
-                    call("call_1", "get_weather", json!({"city": "Paris"})),
+                Message::assistant(vec![
+                    Part::thinking("**Locating the photo**\n\nThe signs suggest Lyon."),
+                    Part::signed_thinking("", "CiQBVKhc7g==", Dialect::Gemini),
+                    Part::tool_call("call_0", "get_weather", json!({"city": "Lyon"})),
+                    Part::tool_call("call_1", "get_weather", json!({"city": "Paris"})),
                 ]),
-                user(vec![
-                    result("call_0", "14C, rain", false),
-                    result("call_1", "Paris: service unavailable", true),
+                Message::user(vec![
+                    Part::tool_result("call_0", vec![Part::text("14C, rain")], false),
+                    Part::tool_result(
+                        "call_1",
+                        vec![Part::text("Paris: service unavailable")],
+                        true,
+                    ),
                 ]),
-                assistant(vec![text("Lyon has 14C and rain; Paris is unknown.")]),
-                user(vec![text("Thanks. And tomorrow?")]),
+                Message::assistant(vec![Part::text("Lyon has 14C and rain; Paris is unknown.")]),
+                Message::user(vec![Part::text("Thanks. And tomorrow?")]),
             ],
             tools: vec![
                 Tool {
@@ -1903,8 +1858,8 @@ mod tests {
             req,
             ir::Request {
                 system: vec!["You are terse.".into()],
-                messages: vec![user(vec![
-                    text("hi"),
+                messages: vec![Message::user(vec![
+                    Part::text("hi"),
                     Part::Image(Image::Base64 {
                         media_type: "image/png".into(),
                         data: "iVBORw==".into()
@@ -1972,12 +1927,16 @@ mod tests {
         assert_eq!(
             req.messages,
             vec![
-                user(vec![Part::Image(Image::Base64 {
+                Message::user(vec![Part::Image(Image::Base64 {
                     media_type: "image/webp".into(),
                     data: "UklG".into()
                 })]),
-                assistant(vec![call("call_0", "f", json!({"a": 1}))]),
-                user(vec![result("call_0", "ok", false)]),
+                Message::assistant(vec![Part::tool_call("call_0", "f", json!({"a": 1}))]),
+                Message::user(vec![Part::tool_result(
+                    "call_0",
+                    vec![Part::text("ok")],
+                    false
+                )]),
             ]
         );
         assert_eq!(req.tools[0].parameters, json!({"type": "object"}));
@@ -2014,27 +1973,31 @@ mod tests {
         assert_eq!(
             req.messages[1].content,
             vec![
-                call("call_0", "a", json!({})),
-                call("call_1", "b", json!({})),
-                call("fc-7", "a", json!({"x": 1})),
+                Part::tool_call("call_0", "a", json!({})),
+                Part::tool_call("call_1", "b", json!({})),
+                Part::tool_call("fc-7", "a", json!({"x": 1})),
             ]
         );
         assert_eq!(
             req.messages[2].content,
             vec![
-                result("call_1", "B", false),
-                result("call_0", "A", false),
+                Part::tool_result("call_1", vec![Part::text("B")], false),
+                Part::tool_result("call_0", vec![Part::text("A")], false),
                 // Neither `output` nor `error`: the whole object is the output.
-                result("fc-7", r#"{"temp":20}"#, false),
+                Part::tool_result("fc-7", vec![Part::text(r#"{"temp":20}"#)], false),
             ]
         );
         assert_eq!(
             req.messages[3].content,
-            vec![call("call_3", "a", json!({}))]
+            vec![Part::tool_call("call_3", "a", json!({}))]
         );
         assert_eq!(
             req.messages[4].content,
-            vec![result("call_3", r#"{"n":2}"#, false)]
+            vec![Part::tool_result(
+                "call_3",
+                vec![Part::text(r#"{"n":2}"#)],
+                false
+            )]
         );
     }
 
@@ -2139,13 +2102,17 @@ mod tests {
         assert_eq!(
             req.messages,
             vec![
-                user(vec![text("hi")]),
-                assistant(vec![
-                    thinking("Let me think.", Some("EqQBCgIYAh+/")),
-                    text("Checking."),
-                    call("toolu_1", "get_weather", json!({"city": "Paris"})),
+                Message::user(vec![Part::text("hi")]),
+                Message::assistant(vec![
+                    Part::signed_thinking("Let me think.", "EqQBCgIYAh+/", Dialect::Gemini),
+                    Part::text("Checking."),
+                    Part::tool_call("toolu_1", "get_weather", json!({"city": "Paris"})),
                 ]),
-                user(vec![result("toolu_1", "18C", false)]),
+                Message::user(vec![Part::tool_result(
+                    "toolu_1",
+                    vec![Part::text("18C")],
+                    false
+                )]),
             ]
         );
     }
@@ -2165,17 +2132,17 @@ mod tests {
         assert_eq!(
             req.messages,
             vec![
-                assistant(vec![
-                    thinking("A", Some("c2lnMQ==")),
-                    thinking("B", None),
-                    text("text"),
-                    thinking("C", None),
+                Message::assistant(vec![
+                    Part::signed_thinking("A", "c2lnMQ==", Dialect::Gemini),
+                    Part::thinking("B"),
+                    Part::text("text"),
+                    Part::thinking("C"),
                     // A call's signature stays with the call, not with the thought before it.
-                    thinking("", Some("c2lnMg==")),
-                    call("call_0", "f", json!({})),
+                    Part::signed_thinking("", "c2lnMg==", Dialect::Gemini),
+                    Part::tool_call("call_0", "f", json!({})),
                 ]),
-                user(vec![text("next")]),
-                assistant(vec![thinking("D", None)]),
+                Message::user(vec![Part::text("next")]),
+                Message::assistant(vec![Part::thinking("D")]),
             ]
         );
     }
@@ -2192,10 +2159,10 @@ mod tests {
         assert_eq!(
             req.messages[0].content,
             vec![
-                text("Done."),
-                thinking("", Some("Ei0KKw==")),
-                thinking("", Some("Zm9v")),
-                text(""),
+                Part::text("Done."),
+                Part::signed_thinking("", "Ei0KKw==", Dialect::Gemini),
+                Part::signed_thinking("", "Zm9v", Dialect::Gemini),
+                Part::text(""),
             ]
         );
     }
@@ -2372,8 +2339,8 @@ mod tests {
         ir::Request {
             system: vec!["Be brief.".into()],
             messages: vec![
-                user(vec![
-                    text("What is in these pictures?"),
+                Message::user(vec![
+                    Part::text("What is in these pictures?"),
                     Part::Image(Image::Base64 {
                         media_type: "image/png".into(),
                         data: "iVBORw0KGgo=".into(),
@@ -2381,22 +2348,20 @@ mod tests {
                     Part::Image(Image::Url("https://example.com/photos/cat.jpg".into())),
                     Part::Image(Image::Url("https://example.com/render?id=7".into())),
                 ]),
-                assistant(vec![
-                    thinking(
+                Message::assistant(vec![
+                    Part::signed_thinking(
                         "The user wants labels; I will look them up.",
-                        Some("EqQBCgIYAh"),
+                        "EqQBCgIYAh",
+                        Dialect::Gemini,
                     ),
-                    text("Let me check."),
-                    call("toolu_01A", "lookup", json!({"q": "cat"})),
+                    Part::text("Let me check."),
+                    Part::tool_call("toolu_01A", "lookup", json!({"q": "cat"})),
                 ]),
-                Message {
-                    role: Role::User,
-                    content: vec![Part::ToolResult(ToolResult {
-                        call_id: "toolu_01A".into(),
-                        content: vec![text("a cat"), text("on a mat")],
-                        is_error: false,
-                    })],
-                },
+                Message::user(vec![Part::tool_result(
+                    "toolu_01A",
+                    vec![Part::text("a cat"), Part::text("on a mat")],
+                    false,
+                )]),
             ],
             tools: vec![Tool {
                 name: "lookup".into(),
@@ -2473,7 +2438,7 @@ mod tests {
     #[test]
     fn encode_minimal_request_and_choices() {
         let mut req = ir::Request {
-            messages: vec![user(vec![text("hi")])],
+            messages: vec![Message::user(vec![Part::text("hi")])],
             ..ir::Request::default()
         };
         assert_eq!(
@@ -2538,14 +2503,14 @@ mod tests {
     fn encode_signatures_and_data_urls() {
         let req = ir::Request {
             messages: vec![
-                user(vec![Part::Image(Image::Url(
+                Message::user(vec![Part::Image(Image::Url(
                     "data:image/gif;base64,R0lGODlh".into(),
                 ))]),
-                assistant(vec![
-                    thinking("", None),
-                    thinking("", Some("sig-call")),
-                    call("c1", "f", Value::Null),
-                    thinking("", Some("sig-end")),
+                Message::assistant(vec![
+                    Part::thinking(""),
+                    Part::signed_thinking("", "sig-call", Dialect::Gemini),
+                    Part::tool_call("c1", "f", Value::Null),
+                    Part::signed_thinking("", "sig-end", Dialect::Gemini),
                 ]),
             ],
             ..ir::Request::default()
@@ -2572,10 +2537,10 @@ mod tests {
             assert_eq!(gemini_signature(invalid), None, "{invalid}");
         }
         let req = ir::Request {
-            messages: vec![assistant(vec![
-                thinking("Visible.", Some("not base64!")),
-                thinking("", Some("abcde")),
-                text("Answer."),
+            messages: vec![Message::assistant(vec![
+                Part::signed_thinking("Visible.", "not base64!", Dialect::Gemini),
+                Part::signed_thinking("", "abcde", Dialect::Gemini),
+                Part::text("Answer."),
             ])],
             ..ir::Request::default()
         };
@@ -2612,7 +2577,7 @@ mod tests {
             None
         );
         let with_tools = ir::Request {
-            messages: vec![user(vec![text("hi")])],
+            messages: vec![Message::user(vec![Part::text("hi")])],
             tools: vec![Tool {
                 name: "f".into(),
                 description: None,
@@ -2673,29 +2638,37 @@ mod tests {
         };
         let cases = [
             (
-                with(vec![user(vec![result("toolu_9", "x", false)])]),
+                with(vec![Message::user(vec![Part::tool_result(
+                    "toolu_9",
+                    vec![Part::text("x")],
+                    false,
+                )])]),
                 "messages[0].content[0] (the result of toolu_9, which no earlier tool call has as its id)",
             ),
             (
                 with(vec![
-                    assistant(vec![call("c1", "screenshot", json!({}))]),
-                    user(vec![Part::ToolResult(ToolResult {
-                        call_id: "c1".into(),
-                        content: vec![Part::Image(Image::Base64 {
+                    Message::assistant(vec![Part::tool_call("c1", "screenshot", json!({}))]),
+                    Message::user(vec![Part::tool_result(
+                        "c1",
+                        vec![Part::Image(Image::Base64 {
                             media_type: "image/png".into(),
                             data: "iVBO".into(),
                         })],
-                        is_error: false,
-                    })]),
+                        false,
+                    )]),
                 ]),
                 "messages[1].content[0].content[0] (an image in a tool result)",
             ),
             (
-                with(vec![assistant(vec![call("c1", "f", json!("{\"a\":1}"))])]),
+                with(vec![Message::assistant(vec![Part::tool_call(
+                    "c1",
+                    "f",
+                    json!("{\"a\":1}"),
+                )])]),
                 "messages[0].content[0].arguments (not a JSON object)",
             ),
             (
-                with(vec![user(vec![Part::Image(Image::Url(
+                with(vec![Message::user(vec![Part::Image(Image::Url(
                     "data:image/svg+xml,<svg/>".into(),
                 ))])]),
                 "messages[0].content[0] (a data: URL not in base64)",
@@ -2715,26 +2688,29 @@ mod tests {
         let first = ir::Request {
             system: vec!["One.".into(), "Two.".into()],
             messages: vec![
-                user(vec![
-                    text("Look"),
+                Message::user(vec![
+                    Part::text("Look"),
                     Part::Image(Image::Base64 {
                         media_type: "image/jpeg".into(),
                         data: "/9j/".into(),
                     }),
                     Part::Image(Image::Url("https://example.com/a.png".into())),
                 ]),
-                assistant(vec![
-                    thinking("Hmm.", Some("c2lnQQ==")),
-                    thinking("", Some("c2lnQg")),
-                    call("call_x", "f", json!({"k": [1, 2]})),
-                    call("call_y", "g", json!({})),
+                Message::assistant(vec![
+                    Part::signed_thinking("Hmm.", "c2lnQQ==", Dialect::Gemini),
+                    Part::signed_thinking("", "c2lnQg", Dialect::Gemini),
+                    Part::tool_call("call_x", "f", json!({"k": [1, 2]})),
+                    Part::tool_call("call_y", "g", json!({})),
                 ]),
-                user(vec![
-                    result("call_x", "done", false),
-                    result("call_y", "boom", true),
-                    text("Next?"),
+                Message::user(vec![
+                    Part::tool_result("call_x", vec![Part::text("done")], false),
+                    Part::tool_result("call_y", vec![Part::text("boom")], true),
+                    Part::text("Next?"),
                 ]),
-                assistant(vec![text("Fine."), thinking("", Some("c2lnQw"))]),
+                Message::assistant(vec![
+                    Part::text("Fine."),
+                    Part::signed_thinking("", "c2lnQw", Dialect::Gemini),
+                ]),
             ],
             tools: vec![
                 Tool {
@@ -2766,7 +2742,7 @@ mod tests {
             }),
         };
         let second = ir::Request {
-            messages: vec![user(vec![text("hi")])],
+            messages: vec![Message::user(vec![Part::text("hi")])],
             tool_choice: Some(ToolChoice::Auto),
             reasoning: Some(Reasoning {
                 effort: None,
@@ -2776,7 +2752,7 @@ mod tests {
             ..ir::Request::default()
         };
         let third = ir::Request {
-            messages: vec![user(vec![text("no thinking")])],
+            messages: vec![Message::user(vec![Part::text("no thinking")])],
             tool_choice: Some(ToolChoice::None),
             reasoning: Some(Reasoning {
                 effort: None,
@@ -2850,9 +2826,9 @@ mod tests {
                 id: "mQ9qaO-eDJ2vz7IP0sLj2Ak".into(),
                 model: "gemini-2.5-pro".into(),
                 content: vec![
-                    thinking("**Weighing the question**\n\nSimple arithmetic.", None),
-                    thinking("", Some("Cq8CAdHtim9")),
-                    text("2 + 2 = 4."),
+                    Part::thinking("**Weighing the question**\n\nSimple arithmetic."),
+                    Part::signed_thinking("", "Cq8CAdHtim9", Dialect::Gemini),
+                    Part::text("2 + 2 = 4."),
                 ],
                 stop_reason: Some(StopReason::EndTurn),
                 usage: Usage {
@@ -2882,8 +2858,8 @@ mod tests {
         assert_eq!(
             resp.content,
             vec![
-                call("call_Ab3xY_0", "get_weather", json!({"city": "Paris"})),
-                call("call_Ab3xY_1", "get_time", json!({})),
+                Part::tool_call("call_Ab3xY_0", "get_weather", json!({"city": "Paris"})),
+                Part::tool_call("call_Ab3xY_1", "get_time", json!({})),
             ]
         );
         assert_eq!(resp.stop_reason, Some(StopReason::ToolUse));
@@ -2990,9 +2966,9 @@ mod tests {
             id: "msg_01XFDUDYJgAACzvnptvVoYEL".into(),
             model: "claude-sonnet-4-5".into(),
             content: vec![
-                thinking("Need the weather.", Some("EqQBCgIYAhIM")),
-                text("Checking."),
-                call("toolu_01", "get_weather", json!({"city": "Paris"})),
+                Part::signed_thinking("Need the weather.", "EqQBCgIYAhIM", Dialect::Gemini),
+                Part::text("Checking."),
+                Part::tool_call("toolu_01", "get_weather", json!({"city": "Paris"})),
             ],
             stop_reason: Some(StopReason::ToolUse),
             usage: Usage {
@@ -3038,10 +3014,10 @@ mod tests {
             id: "chatcmpl-1".into(),
             model: "gpt-4o".into(),
             content: vec![
-                text("x"),
+                Part::text("x"),
                 // Never in an answer; left out rather than failing the whole answer.
-                result("call_1", "y", false),
-                call("call_2", "f", json!("not an object")),
+                Part::tool_result("call_1", vec![Part::text("y")], false),
+                Part::tool_call("call_2", "f", json!("not an object")),
             ],
             stop_reason: None,
             usage: Usage::default(),
@@ -3080,7 +3056,10 @@ mod tests {
         let plain = ir::Response {
             id: "r-2".into(),
             model: "gemini-2.5-flash".into(),
-            content: vec![text("Hello."), thinking("", Some("dGFpbA=="))],
+            content: vec![
+                Part::text("Hello."),
+                Part::signed_thinking("", "dGFpbA==", Dialect::Gemini),
+            ],
             stop_reason: Some(StopReason::MaxTokens),
             usage: Usage {
                 input_tokens: 3,
@@ -3095,16 +3074,12 @@ mod tests {
 
     // --- streams -------------------------------------------------------------------------------
 
-    fn events(raw: &str) -> Vec<SseEvent> {
-        let mut parser = SseParser::default();
-        let mut events = parser.push(raw.as_bytes());
-        events.extend(parser.finish());
-        events
-    }
-
     fn decode_stream(raw: &str) -> Vec<Delta> {
         let mut decoder = StreamDecoder::new();
-        events(raw).iter().flat_map(|ev| decoder.push(ev)).collect()
+        sse_events(raw)
+            .iter()
+            .flat_map(|ev| decoder.push(ev))
+            .collect()
     }
 
     /// `gemini-2.5-flash` with `includeThoughts`, recorded (CRLF line ends).
@@ -3238,20 +3213,18 @@ mod tests {
     /// Frames parsed back: each must be one `data:` line holding a JSON object, with no
     /// `event:` line (the google-genai SDK reads every line after `data: ` as JSON).
     fn frames_as_json(frames: &[Bytes]) -> Vec<Value> {
-        let mut parser = SseParser::default();
-        frames
-            .iter()
-            .flat_map(|frame| {
-                let text = std::str::from_utf8(frame).expect("UTF-8");
-                assert!(text.starts_with("data: {"), "{text}");
-                assert!(text.ends_with("}\n\n"), "{text}");
-                assert_eq!(
-                    text.lines().count(),
-                    2,
-                    "one data line, then the blank line"
-                );
-                parser.push(frame)
-            })
+        for frame in frames {
+            let text = std::str::from_utf8(frame).expect("UTF-8");
+            assert!(text.starts_with("data: {"), "{text}");
+            assert!(text.ends_with("}\n\n"), "{text}");
+            assert_eq!(
+                text.lines().count(),
+                2,
+                "one data line, then the blank line"
+            );
+        }
+        frame_events(frames)
+            .into_iter()
             .map(|event| {
                 assert_eq!(event.event, None);
                 serde_json::from_str(&event.data).expect("JSON")
@@ -3407,11 +3380,9 @@ mod tests {
     fn stream_round_trip() {
         let frames = encode_stream(&anthropic_deltas());
         let mut decoder = StreamDecoder::default();
-        let mut parser = SseParser::default();
-        let decoded: Vec<Delta> = frames
+        let decoded: Vec<Delta> = frame_events(&frames)
             .iter()
-            .flat_map(|frame| parser.push(frame))
-            .flat_map(|event| decoder.push(&event))
+            .flat_map(|event| decoder.push(event))
             .collect();
         assert_eq!(
             decoded,

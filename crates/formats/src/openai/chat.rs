@@ -16,12 +16,11 @@ use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
-use crate::body::is_error_object;
-use crate::dialect::{ClientRequest, Dialect, token_count};
+use crate::dialect::{ClientRequest, Dialect, token_count, untyped_event_object};
 pub use crate::dialect::{RequestError, StreamEvent};
-use crate::error_body::{error_body_from_json, parse_error_body};
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
+use crate::validate::{json_object, messages_with_roles, optional_bool, required_string};
 
 /// A validated Chat Completions request.
 pub type ChatRequest = ClientRequest;
@@ -32,56 +31,10 @@ pub type ChatRequest = ClientRequest;
 /// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
 /// field is empty and the message is the parser's (with line and column).
 pub fn parse_request(raw: &[u8]) -> Result<ChatRequest, RequestError> {
-    let value: Value =
-        serde_json::from_slice(raw).map_err(|e| RequestError::new("", e.to_string()))?;
-    let Value::Object(body) = value else {
-        return Err(RequestError::new(
-            "",
-            "the request body must be a JSON object",
-        ));
-    };
+    let body = json_object(raw)?;
+    let model = required_string(&body, "model")?;
 
-    let model = match body.get("model") {
-        None | Some(Value::Null) => return Err(RequestError::new("model", "is required")),
-        Some(Value::String(model)) if model.trim().is_empty() => {
-            return Err(RequestError::new("model", "must not be empty"));
-        }
-        Some(Value::String(model)) => model.clone(),
-        Some(_) => return Err(RequestError::new("model", "must be a string")),
-    };
-
-    match body.get("messages") {
-        None | Some(Value::Null) => return Err(RequestError::new("messages", "is required")),
-        Some(Value::Array(messages)) if messages.is_empty() => {
-            return Err(RequestError::new("messages", "must not be empty"));
-        }
-        Some(Value::Array(messages)) => {
-            for (i, message) in messages.iter().enumerate() {
-                let Value::Object(message) = message else {
-                    return Err(RequestError::new(
-                        format!("messages[{i}]"),
-                        "must be an object",
-                    ));
-                };
-                match message.get("role") {
-                    Some(Value::String(_)) => {}
-                    None | Some(Value::Null) => {
-                        return Err(RequestError::new(
-                            format!("messages[{i}].role"),
-                            "is required",
-                        ));
-                    }
-                    Some(_) => {
-                        return Err(RequestError::new(
-                            format!("messages[{i}].role"),
-                            "must be a string",
-                        ));
-                    }
-                }
-            }
-        }
-        Some(_) => return Err(RequestError::new("messages", "must be an array")),
-    }
+    messages_with_roles(&body)?;
 
     // OpenAI documents these as "boolean or null" / "object or null": null means absent.
     let stream = optional_bool(&body, "stream", "stream")?.unwrap_or(false);
@@ -103,18 +56,6 @@ pub fn parse_request(raw: &[u8]) -> Result<ChatRequest, RequestError> {
         include_usage,
         body,
     })
-}
-
-fn optional_bool(
-    object: &Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<bool>, RequestError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(flag)) => Ok(Some(*flag)),
-        Some(_) => Err(RequestError::new(path, "must be a boolean")),
-    }
 }
 
 /// The body to send upstream: the client's body with `model` replaced by `upstream_model` and,
@@ -233,18 +174,10 @@ pub fn classify_stream_event(ev: &SseEvent) -> StreamEvent {
     if data == "[DONE]" {
         return StreamEvent::Done { usage: None };
     }
-    if ev.event.as_deref() == Some("error") {
-        return StreamEvent::Error(parse_error_body(data.as_bytes()));
-    }
-    let Ok(value) = serde_json::from_str::<Value>(data) else {
-        return StreamEvent::Malformed;
+    let value = match untyped_event_object(ev, data) {
+        Ok(value) => value,
+        Err(event) => return event,
     };
-    if is_error_object(&value) {
-        return StreamEvent::Error(error_body_from_json(&value, data.as_bytes()));
-    }
-    if !value.is_object() {
-        return StreamEvent::Malformed;
-    }
     let choices = value
         .get("choices")
         .and_then(Value::as_array)
@@ -314,14 +247,10 @@ pub fn done_event() -> Bytes {
 mod tests {
     use super::*;
     use crate::sse::SseParser;
+    use crate::test_support::{data_event, err, rejection};
 
     fn request_error(raw: &str) -> (String, String) {
-        let error = parse_request(raw.as_bytes()).expect_err("must be rejected");
-        (error.field, error.message)
-    }
-
-    fn err(field: &str, message: &str) -> (String, String) {
-        (field.to_owned(), message.to_owned())
+        rejection(parse_request(raw.as_bytes()))
     }
 
     const VALID: &str = r#"{
@@ -568,13 +497,6 @@ mod tests {
         }
     }
 
-    fn event(data: &str) -> SseEvent {
-        SseEvent {
-            data: data.to_owned(),
-            ..SseEvent::default()
-        }
-    }
-
     fn chunk(usage: Option<Usage>, finished: bool, content: bool, usage_only: bool) -> StreamEvent {
         StreamEvent::Chunk {
             usage,
@@ -588,34 +510,34 @@ mod tests {
     fn classify_chunks() {
         let role = r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#;
         assert_eq!(
-            classify_stream_event(&event(role)),
+            classify_stream_event(&data_event(role)),
             chunk(None, false, true, false)
         );
         let empty_delta =
             r#"{"choices":[{"index":0,"delta":{"content":"","refusal":null},"finish_reason":""}]}"#;
         assert_eq!(
-            classify_stream_event(&event(empty_delta)),
+            classify_stream_event(&data_event(empty_delta)),
             chunk(None, false, false, false)
         );
         let tool = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"ci"}}]},"finish_reason":null}]}"#;
         assert_eq!(
-            classify_stream_event(&event(tool)),
+            classify_stream_event(&data_event(tool)),
             chunk(None, false, true, false)
         );
         let reasoning = r#"{"choices":[{"index":0,"delta":{"reasoning_content":"Let me think"},"finish_reason":null}]}"#;
         assert_eq!(
-            classify_stream_event(&event(reasoning)),
+            classify_stream_event(&data_event(reasoning)),
             chunk(None, false, true, false)
         );
         let finish = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#;
         assert_eq!(
-            classify_stream_event(&event(finish)),
+            classify_stream_event(&data_event(finish)),
             chunk(None, true, false, false)
         );
         // Azure's first chunk: prompt filter results, no choices, no usage.
         let azure = r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#;
         assert_eq!(
-            classify_stream_event(&event(azure)),
+            classify_stream_event(&data_event(azure)),
             chunk(None, false, false, false)
         );
     }
@@ -629,7 +551,7 @@ mod tests {
             ..Usage::default()
         };
         assert_eq!(
-            classify_stream_event(&event(with_usage)),
+            classify_stream_event(&data_event(with_usage)),
             chunk(Some(usage), true, true, false)
         );
     }
@@ -637,15 +559,15 @@ mod tests {
     #[test]
     fn classify_done_error_and_malformed() {
         assert_eq!(
-            classify_stream_event(&event("[DONE]")),
+            classify_stream_event(&data_event("[DONE]")),
             StreamEvent::Done { usage: None }
         );
         assert_eq!(
-            classify_stream_event(&event(" [DONE] ")),
+            classify_stream_event(&data_event(" [DONE] ")),
             StreamEvent::Done { usage: None }
         );
         let error = r#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#;
-        match classify_stream_event(&event(error)) {
+        match classify_stream_event(&data_event(error)) {
             StreamEvent::Error(body) => {
                 assert_eq!(body.error_type.as_deref(), Some("server_error"));
                 assert!(body.message.starts_with("The server had an error"));
@@ -669,7 +591,7 @@ mod tests {
             r#""text""#,
         ] {
             assert_eq!(
-                classify_stream_event(&event(bad)),
+                classify_stream_event(&data_event(bad)),
                 StreamEvent::Malformed,
                 "{bad}"
             );

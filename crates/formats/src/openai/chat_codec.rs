@@ -403,22 +403,17 @@ fn decode_messages(messages: &[Value], req: &mut ir::Request) -> Result<(), Unsu
                 check_keys(message, &path, &["role", "content"])?;
                 req.system.extend(decode_system(message, &path)?);
             }
-            "user" => req.messages.push(ir::Message {
-                role: Role::User,
-                content: decode_user(message, &path)?,
-            }),
-            "assistant" => req.messages.push(ir::Message {
-                role: Role::Assistant,
-                content: decode_assistant(message, &path)?,
-            }),
+            "user" => req
+                .messages
+                .push(ir::Message::user(decode_user(message, &path)?)),
+            "assistant" => req
+                .messages
+                .push(ir::Message::assistant(decode_assistant(message, &path)?)),
             "tool" => {
                 let result = Part::ToolResult(decode_tool_message(message, &path)?);
                 match req.messages.last_mut() {
                     Some(turn) if after_tool => turn.content.push(result),
-                    _ => req.messages.push(ir::Message {
-                        role: Role::User,
-                        content: vec![result],
-                    }),
+                    _ => req.messages.push(ir::Message::user(vec![result])),
                 }
             }
             other => return refuse(format!("{path}.role ({other})")),
@@ -1364,58 +1359,9 @@ impl StreamEncoder {
 mod tests {
     use super::*;
     use crate::dialect::Dialect;
-    use crate::ir::{Message, Reasoning, ResponseFormat, Thinking, Tool, ToolCall, ToolChoice};
-    use crate::ir::{Request, Response, ToolResult};
-    use crate::sse::SseParser;
-
-    fn object(value: Value) -> Object {
-        match value {
-            Value::Object(object) => object,
-            other => panic!("not an object: {other}"),
-        }
-    }
-
-    fn text(text: &str) -> Part {
-        Part::Text(text.to_owned())
-    }
-
-    fn user(content: Vec<Part>) -> Message {
-        Message {
-            role: Role::User,
-            content,
-        }
-    }
-
-    fn assistant(content: Vec<Part>) -> Message {
-        Message {
-            role: Role::Assistant,
-            content,
-        }
-    }
-
-    fn call(id: &str, name: &str, arguments: Value) -> Part {
-        Part::ToolCall(ToolCall {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            arguments,
-        })
-    }
-
-    fn result(call_id: &str, content: &str, is_error: bool) -> Part {
-        Part::ToolResult(ToolResult {
-            call_id: call_id.to_owned(),
-            content: vec![text(content)],
-            is_error,
-        })
-    }
-
-    fn thinking(text: &str) -> Part {
-        Part::Thinking(Thinking {
-            text: text.to_owned(),
-            signature: None,
-            source: None,
-        })
-    }
+    use crate::ir::{Message, Reasoning, ResponseFormat, Thinking, Tool, ToolChoice};
+    use crate::ir::{Request, Response};
+    use crate::test_support::{data_event, frame_events, object};
 
     fn weather_tool() -> Tool {
         Tool {
@@ -1486,28 +1432,28 @@ mod tests {
         let expected = Request {
             system: vec!["Be terse.".into(), "Answer in French.".into()],
             messages: vec![
-                user(vec![
-                    text("What is on these pictures, and the weather in Paris?"),
+                Message::user(vec![
+                    Part::text("What is on these pictures, and the weather in Paris?"),
                     Part::Image(Image::Base64 {
                         media_type: "image/png".into(),
                         data: "iVBORw0KGgo=".into(),
                     }),
                     Part::Image(Image::Url("https://example.com/cat.jpg".into())),
                 ]),
-                assistant(vec![
-                    thinking("Two tools needed."),
-                    call("call_abc", "get_weather", json!({"city": "Paris"})),
-                    call("call_def", "describe", json!({"n": 2})),
+                Message::assistant(vec![
+                    Part::thinking("Two tools needed."),
+                    Part::tool_call("call_abc", "get_weather", json!({"city": "Paris"})),
+                    Part::tool_call("call_def", "describe", json!({"n": 2})),
                 ]),
-                user(vec![
-                    result("call_abc", "18°C, cloudy", false),
-                    Part::ToolResult(ToolResult {
-                        call_id: "call_def".into(),
-                        content: vec![text("a cat"), text("a dog")],
-                        is_error: false,
-                    }),
+                Message::user(vec![
+                    Part::tool_result("call_abc", vec![Part::text("18°C, cloudy")], false),
+                    Part::tool_result(
+                        "call_def",
+                        vec![Part::text("a cat"), Part::text("a dog")],
+                        false,
+                    ),
                 ]),
-                user(vec![text("Thanks!")]),
+                Message::user(vec![Part::text("Thanks!")]),
             ],
             tools: vec![weather_tool()],
             tool_choice: Some(ToolChoice::Tool("get_weather".into())),
@@ -1559,17 +1505,21 @@ mod tests {
         assert_eq!(
             req.messages,
             vec![
-                user(vec![text("Hi")]),
-                assistant(vec![call("c1", "now", json!({}))]),
-                user(vec![result("c1", "12:00", false)]),
-                assistant(vec![
-                    thinking("Thinking…"),
-                    text("Let me check."),
-                    text("Not that."),
-                    call("c2", "f", json!("{\"a\":")),
+                Message::user(vec![Part::text("Hi")]),
+                Message::assistant(vec![Part::tool_call("c1", "now", json!({}))]),
+                Message::user(vec![Part::tool_result(
+                    "c1",
+                    vec![Part::text("12:00")],
+                    false
+                )]),
+                Message::assistant(vec![
+                    Part::thinking("Thinking…"),
+                    Part::text("Let me check."),
+                    Part::text("Not that."),
+                    Part::tool_call("c2", "f", json!("{\"a\":")),
                 ]),
-                assistant(vec![text("I can't help with that.")]),
-                assistant(vec![text("")]),
+                Message::assistant(vec![Part::text("I can't help with that.")]),
+                Message::assistant(vec![Part::text("")]),
             ]
         );
         assert_eq!(req.max_tokens, Some(50));
@@ -1721,25 +1671,25 @@ mod tests {
         Request {
             system: vec!["Be terse.".into(), "Answer in French.".into()],
             messages: vec![
-                user(vec![
-                    text("Weather in Paris? And what is this?"),
+                Message::user(vec![
+                    Part::text("Weather in Paris? And what is this?"),
                     Part::Image(Image::Base64 {
                         media_type: "image/jpeg".into(),
                         data: "/9j/4AAQ".into(),
                     }),
                     Part::Image(Image::Url("https://example.com/cat.jpg".into())),
                 ]),
-                assistant(vec![
-                    text("Checking."),
-                    call("toolu_01", "get_weather", json!({"city": "Paris"})),
-                    call("toolu_02", "get_weather", json!({"city": "Lyon"})),
+                Message::assistant(vec![
+                    Part::text("Checking."),
+                    Part::tool_call("toolu_01", "get_weather", json!({"city": "Paris"})),
+                    Part::tool_call("toolu_02", "get_weather", json!({"city": "Lyon"})),
                 ]),
-                user(vec![
-                    result("toolu_01", "18°C", false),
-                    result("toolu_02", "21°C", false),
+                Message::user(vec![
+                    Part::tool_result("toolu_01", vec![Part::text("18°C")], false),
+                    Part::tool_result("toolu_02", vec![Part::text("21°C")], false),
                 ]),
-                assistant(vec![text("Paris 18°C, Lyon 21°C.")]),
-                user(vec![text("And tomorrow?"), text("Be brief.")]),
+                Message::assistant(vec![Part::text("Paris 18°C, Lyon 21°C.")]),
+                Message::user(vec![Part::text("And tomorrow?"), Part::text("Be brief.")]),
             ],
             tools: vec![weather_tool()],
             tool_choice: Some(ToolChoice::Auto),
@@ -1840,7 +1790,7 @@ mod tests {
         );
 
         let with_tools = Request {
-            messages: vec![user(vec![text("x")])],
+            messages: vec![Message::user(vec![Part::text("x")])],
             tools: vec![weather_tool()],
             parallel_tool_calls: Some(false),
             ..Request::default()
@@ -1876,27 +1826,23 @@ mod tests {
     fn encodes_what_chat_lacks_the_documented_way() {
         let req = Request {
             messages: vec![
-                user(vec![text("Read /tmp/x")]),
+                Message::user(vec![Part::text("Read /tmp/x")]),
                 // Anthropic history: signed thinking, text after the call.
-                assistant(vec![
+                Message::assistant(vec![
                     Part::Thinking(Thinking {
                         text: "Use the tool.".into(),
                         signature: Some("EqQBCkYIBxgCKkB".into()),
                         source: Some(Dialect::Messages),
                     }),
-                    call("toolu_01", "read", json!({"path": "/tmp/x"})),
+                    Part::tool_call("toolu_01", "read", json!({"path": "/tmp/x"})),
                 ]),
                 // Anthropic shape: text beside the results, an error result, an empty one.
-                user(vec![
-                    text("Here you go."),
-                    result("toolu_01", "No such file", true),
-                    Part::ToolResult(ToolResult {
-                        call_id: "toolu_02".into(),
-                        content: vec![],
-                        is_error: true,
-                    }),
+                Message::user(vec![
+                    Part::text("Here you go."),
+                    Part::tool_result("toolu_01", vec![Part::text("No such file")], true),
+                    Part::tool_result("toolu_02", vec![], true),
                 ]),
-                assistant(vec![thinking("only thoughts")]),
+                Message::assistant(vec![Part::thinking("only thoughts")]),
             ],
             reasoning: Some(Reasoning {
                 effort: None,
@@ -1947,32 +1893,32 @@ mod tests {
         );
         assert_eq!(
             refused(Request {
-                messages: vec![user(vec![Part::ToolResult(ToolResult {
-                    call_id: "c".into(),
-                    content: vec![text("see"), image.clone()],
-                    is_error: false,
-                })])],
+                messages: vec![Message::user(vec![Part::tool_result(
+                    "c",
+                    vec![Part::text("see"), image.clone()],
+                    false
+                )])],
                 ..Request::default()
             }),
             "messages[0].content[0].content[1] (image in a tool result)"
         );
         assert_eq!(
             refused(Request {
-                messages: vec![assistant(vec![image])],
+                messages: vec![Message::assistant(vec![image])],
                 ..Request::default()
             }),
             "messages[0].content[0] (image in an assistant turn)"
         );
         assert_eq!(
             refused(Request {
-                messages: vec![user(vec![call("c", "f", json!({}))])],
+                messages: vec![Message::user(vec![Part::tool_call("c", "f", json!({}))])],
                 ..Request::default()
             }),
             "messages[0].content[0] (tool call in a user turn)"
         );
         assert_eq!(
             refused(Request {
-                messages: vec![user(vec![thinking("x")])],
+                messages: vec![Message::user(vec![Part::thinking("x")])],
                 ..Request::default()
             }),
             "messages[0].content[0] (thinking in a user turn)"
@@ -1986,7 +1932,7 @@ mod tests {
         assert_eq!(decode_request(&body), Ok(rich));
 
         let plain = Request {
-            messages: vec![user(vec![text("Hi")])],
+            messages: vec![Message::user(vec![Part::text("Hi")])],
             tool_choice: Some(ToolChoice::None),
             response_format: Some(ResponseFormat::JsonObject),
             ..Request::default()
@@ -2001,7 +1947,11 @@ mod tests {
 
         // Raw, unparsable arguments come back byte for byte.
         let cut = Request {
-            messages: vec![assistant(vec![call("c", "f", json!("{\"a\": [1,"))])],
+            messages: vec![Message::assistant(vec![Part::tool_call(
+                "c",
+                "f",
+                json!("{\"a\": [1,"),
+            )])],
             ..Request::default()
         };
         let body = encode_request(&cut, "m").expect("encodes");
@@ -2063,8 +2013,8 @@ mod tests {
                 id: "chatcmpl-BpVx3kq".into(),
                 model: "o4-mini-2025-04-16".into(),
                 content: vec![
-                    call("call_1", "get_weather", json!({"city": "Paris"})),
-                    call("call_2", "get_weather", json!({"city": "Lyon"})),
+                    Part::tool_call("call_1", "get_weather", json!({"city": "Paris"})),
+                    Part::tool_call("call_2", "get_weather", json!({"city": "Lyon"})),
                 ],
                 stop_reason: Some(StopReason::ToolUse),
                 usage: usage(),
@@ -2091,7 +2041,10 @@ mod tests {
         let decoded = decode_response(&body(json!("stop"))).expect("decodes");
         assert_eq!(
             decoded.content,
-            vec![thinking("Compare decimals."), text("9.11 < 9.9")]
+            vec![
+                Part::thinking("Compare decimals."),
+                Part::text("9.11 < 9.9")
+            ]
         );
         assert_eq!(
             decoded.usage,
@@ -2155,9 +2108,9 @@ mod tests {
                     signature: Some("EqQBCkYIBxgC".into()),
                     source: Some(Dialect::Messages),
                 }),
-                text("Let me check. "),
-                text("One moment."),
-                call(
+                Part::text("Let me check. "),
+                Part::text("One moment."),
+                Part::tool_call(
                     "toolu_01A09q90qw90lq917835lq9",
                     "get_weather",
                     json!({"city": "Paris"}),
@@ -2224,7 +2177,7 @@ mod tests {
             "stop"
         );
         assert_eq!(
-            finish(&bare(None, vec![call("c", "f", json!({}))])),
+            finish(&bare(None, vec![Part::tool_call("c", "f", json!({}))])),
             "tool_calls"
         );
         let empty = encode_response(&bare(None, vec![]));
@@ -2239,10 +2192,10 @@ mod tests {
                 id: "chatcmpl-1".into(),
                 model: "o3".into(),
                 content: vec![
-                    thinking("Two calls."),
-                    text("Checking both."),
-                    call("call_1", "get_weather", json!({"city": "Paris"})),
-                    call("call_2", "get_weather", json!({"city": "Lyon"})),
+                    Part::thinking("Two calls."),
+                    Part::text("Checking both."),
+                    Part::tool_call("call_1", "get_weather", json!({"city": "Paris"})),
+                    Part::tool_call("call_2", "get_weather", json!({"city": "Lyon"})),
                 ],
                 stop_reason: Some(StopReason::ToolUse),
                 usage: usage(),
@@ -2250,7 +2203,7 @@ mod tests {
             Response {
                 id: "chatcmpl-2".into(),
                 model: "gpt-4o".into(),
-                content: vec![text("Bonjour")],
+                content: vec![Part::text("Bonjour")],
                 stop_reason: Some(StopReason::MaxTokens),
                 usage: Usage {
                     input_tokens: 5,
@@ -2266,16 +2219,9 @@ mod tests {
 
     // --- streams ---------------------------------------------------------------------------
 
-    fn event(data: &str) -> SseEvent {
-        SseEvent {
-            data: data.to_owned(),
-            ..SseEvent::default()
-        }
-    }
-
     /// A chunk as OpenAI sends it when the client asked for usage.
     fn upstream_chunk(delta: Value, finish: Value) -> SseEvent {
-        event(
+        data_event(
             &json!({
                 "id": "chatcmpl-C1x", "object": "chat.completion.chunk", "created": 1_751_900_000,
                 "model": "gpt-4o-mini-2024-07-18", "service_tier": "default",
@@ -2294,7 +2240,7 @@ mod tests {
 
     #[test]
     fn decodes_a_text_stream_with_usage() {
-        let usage_chunk = event(
+        let usage_chunk = data_event(
             &json!({
                 "id": "chatcmpl-C1x", "object": "chat.completion.chunk", "created": 1_751_900_000,
                 "model": "gpt-4o-mini-2024-07-18", "choices": [],
@@ -2313,7 +2259,7 @@ mod tests {
             upstream_chunk(json!({"content": "!"}), Value::Null),
             upstream_chunk(json!({}), json!("stop")),
             usage_chunk,
-            event("[DONE]"),
+            data_event("[DONE]"),
         ];
         assert_eq!(
             decode_all(&events),
@@ -2337,7 +2283,7 @@ mod tests {
 
     #[test]
     fn decodes_parallel_tool_calls_and_reasoning() {
-        let azure_filter = event(
+        let azure_filter = data_event(
             r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#,
         );
         let events = [
@@ -2366,7 +2312,7 @@ mod tests {
                 Value::Null,
             ),
             upstream_chunk(json!({}), json!("tool_calls")),
-            event("[DONE]"),
+            data_event("[DONE]"),
         ];
         assert_eq!(
             decode_all(&events),
@@ -2406,7 +2352,7 @@ mod tests {
     #[test]
     fn decodes_what_compatible_servers_send() {
         let chunk = |delta: Value, finish: Value| {
-            event(
+            data_event(
                 &json!({"id": "x", "model": "gemini-2.5-flash", "object": "chat.completion.chunk",
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
                 .to_string(),
@@ -2436,12 +2382,12 @@ mod tests {
             ),
             chunk(json!({"content": "", "reasoning": "hmm"}), json!("stop")),
             // A repeated finish reason and usage on a content chunk.
-            event(
+            data_event(
                 r#"{"id":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
             ),
-            event(r#"{"error":{"message":"overloaded","type":"server_error"}}"#),
-            event("not json"),
-            event("[DONE]"),
+            data_event(r#"{"error":{"message":"overloaded","type":"server_error"}}"#),
+            data_event("not json"),
+            data_event("[DONE]"),
         ];
         let start = |index, id: &str, name: &str| Delta::ToolCallStart {
             index,
@@ -2480,10 +2426,7 @@ mod tests {
 
     /// The frames parsed back: each JSON chunk, and `[DONE]` as a string.
     fn parse_frames(frames: &[Bytes]) -> Vec<Value> {
-        let mut parser = SseParser::default();
-        let events: Vec<SseEvent> = frames.iter().flat_map(|f| parser.push(f)).collect();
-        assert_eq!(parser.pending_bytes(), 0, "every frame is complete");
-        events
+        frame_events(frames)
             .iter()
             .map(|e| {
                 assert_eq!(e.event, None, "chat frames have no event name");
@@ -2642,11 +2585,7 @@ mod tests {
             Delta::Stop(StopReason::ToolUse),
             Delta::Usage(usage()),
         ];
-        let mut parser = SseParser::default();
-        let events: Vec<SseEvent> = encode_all(true, &deltas)
-            .iter()
-            .flat_map(|f| parser.push(f))
-            .collect();
+        let events = frame_events(&encode_all(true, &deltas));
         assert_eq!(decode_all(&events), deltas);
     }
 
@@ -2659,11 +2598,7 @@ mod tests {
             let mut deltas = vec![Delta::Start { id: "c".into(), model: "m".into() }];
             deltas.extend(pieces.into_iter().map(Delta::Text));
             deltas.push(Delta::Stop(StopReason::MaxTokens));
-            let mut parser = SseParser::default();
-            let events: Vec<SseEvent> = encode_all(include_usage, &deltas)
-                .iter()
-                .flat_map(|f| parser.push(f))
-                .collect();
+            let events = frame_events(&encode_all(include_usage, &deltas));
             if include_usage {
                 // The usage chunk is always written, zeros included.
                 deltas.push(Delta::Usage(Usage::default()));

@@ -26,6 +26,7 @@ pub use crate::dialect::{RequestError, StreamEvent};
 use crate::error_body::{error_body_from_json, parse_error_body};
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
+use crate::validate::{json_object, optional_bool, required_string};
 
 /// A validated Responses request.
 pub type ResponsesRequest = ClientRequest;
@@ -36,32 +37,13 @@ pub type ResponsesRequest = ClientRequest;
 /// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
 /// field is empty and the message is the parser's (with line and column).
 pub fn parse_request(raw: &[u8]) -> Result<ResponsesRequest, RequestError> {
-    let value: Value =
-        serde_json::from_slice(raw).map_err(|e| RequestError::new("", e.to_string()))?;
-    let Value::Object(body) = value else {
-        return Err(RequestError::new(
-            "",
-            "the request body must be a JSON object",
-        ));
-    };
-
-    let model = match body.get("model") {
-        None | Some(Value::Null) => return Err(RequestError::new("model", "is required")),
-        Some(Value::String(model)) if model.trim().is_empty() => {
-            return Err(RequestError::new("model", "must not be empty"));
-        }
-        Some(Value::String(model)) => model.clone(),
-        Some(_) => return Err(RequestError::new("model", "must be a string")),
-    };
+    let body = json_object(raw)?;
+    let model = required_string(&body, "model")?;
 
     validate_input(body.get("input"))?;
 
     // OpenAI documents `stream` as "boolean or null": null means absent.
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(_) => return Err(RequestError::new("stream", "must be a boolean")),
-    };
+    let stream = optional_bool(&body, "stream", "stream")?.unwrap_or(false);
 
     Ok(ResponsesRequest {
         dialect: Dialect::Responses,
@@ -215,14 +197,10 @@ pub fn stream_error_event(message: &str, code: Option<&str>, sequence_number: u6
 mod tests {
     use super::*;
     use crate::sse::SseParser;
+    use crate::test_support::{err, rejection};
 
     fn request_error(raw: &str) -> (String, String) {
-        let error = parse_request(raw.as_bytes()).expect_err("must be rejected");
-        (error.field, error.message)
-    }
-
-    fn err(field: &str, message: &str) -> (String, String) {
-        (field.to_owned(), message.to_owned())
+        rejection(parse_request(raw.as_bytes()))
     }
 
     /// What Codex sends, trimmed: instructions, typed items, tools, reasoning, no storage.

@@ -1878,55 +1878,10 @@ impl StreamEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::SseParser;
+    use crate::test_support::{named_frames, object, sse_events};
 
     fn body(raw: &str) -> Map<String, Value> {
-        match serde_json::from_str(raw).expect("test JSON") {
-            Value::Object(body) => body,
-            other => panic!("not an object: {other}"),
-        }
-    }
-
-    fn text(text: &str) -> Part {
-        Part::Text(text.to_owned())
-    }
-
-    fn user(content: Vec<Part>) -> Message {
-        Message {
-            role: Role::User,
-            content,
-        }
-    }
-
-    fn assistant(content: Vec<Part>) -> Message {
-        Message {
-            role: Role::Assistant,
-            content,
-        }
-    }
-
-    fn call(id: &str, name: &str, arguments: Value) -> Part {
-        Part::ToolCall(ToolCall {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            arguments,
-        })
-    }
-
-    fn result(call_id: &str, content: Vec<Part>, is_error: bool) -> Part {
-        Part::ToolResult(ToolResult {
-            call_id: call_id.to_owned(),
-            content,
-            is_error,
-        })
-    }
-
-    fn thinking(text: &str, signature: Option<&str>) -> Part {
-        Part::Thinking(Thinking {
-            text: text.to_owned(),
-            signature: signature.map(str::to_owned),
-            source: signature.map(|_| Dialect::Responses),
-        })
+        object(serde_json::from_str(raw).expect("test JSON"))
     }
 
     fn weather_tool() -> Tool {
@@ -1993,22 +1948,26 @@ mod tests {
                     "Answer in French.".into()
                 ],
                 messages: vec![
-                    user(vec![
-                        text("What is in these pictures?"),
+                    Message::user(vec![
+                        Part::text("What is in these pictures?"),
                         Part::Image(Image::Base64 {
                             media_type: "image/png".into(),
                             data: "iVBORw0KGgo=".into(),
                         }),
                         Part::Image(Image::Url("https://example.com/cat.jpg".into())),
                     ]),
-                    assistant(vec![
-                        thinking("**Looking**\n\nTwo images.", Some("gAAAAABoSealed")),
-                        text("Un chat."),
-                        call("call_weather", "get_weather", json!({"city": "Paris"})),
+                    Message::assistant(vec![
+                        Part::signed_thinking(
+                            "**Looking**\n\nTwo images.",
+                            "gAAAAABoSealed",
+                            Dialect::Responses
+                        ),
+                        Part::text("Un chat."),
+                        Part::tool_call("call_weather", "get_weather", json!({"city": "Paris"})),
                     ]),
-                    user(vec![
-                        result("call_weather", vec![text("18°C, sunny")], false),
-                        text("Merci !"),
+                    Message::user(vec![
+                        Part::tool_result("call_weather", vec![Part::text("18°C, sunny")], false),
+                        Part::text("Merci !"),
                     ]),
                 ],
                 tools: vec![weather_tool()],
@@ -2039,7 +1998,7 @@ mod tests {
         assert_eq!(
             req,
             ir::Request {
-                messages: vec![user(vec![text("Tell me a joke")])],
+                messages: vec![Message::user(vec![Part::text("Tell me a joke")])],
                 ..ir::Request::default()
             }
         );
@@ -2069,20 +2028,20 @@ mod tests {
         assert_eq!(
             req.messages,
             vec![
-                user(vec![text("Go")]),
-                assistant(vec![call("c1", "now", json!({}))]),
-                user(vec![
-                    result("c1", vec![], false),
-                    result(
+                Message::user(vec![Part::text("Go")]),
+                Message::assistant(vec![Part::tool_call("c1", "now", json!({}))]),
+                Message::user(vec![
+                    Part::tool_result("c1", vec![], false),
+                    Part::tool_result(
                         "c2",
                         vec![
-                            text("see"),
+                            Part::text("see"),
                             Part::Image(Image::Url("https://x.test/a.png".into()))
                         ],
                         false
                     ),
                 ]),
-                assistant(vec![text("I can't."), thinking("raw thought", None)]),
+                Message::assistant(vec![Part::text("I can't."), Part::thinking("raw thought")]),
             ],
             "a reasoning item with nothing in it is dropped"
         );
@@ -2138,7 +2097,7 @@ mod tests {
         assert_eq!(decode(r#"{"parallel_tool_calls":false}"#), None);
 
         let req = ir::Request {
-            messages: vec![user(vec![text("x")])],
+            messages: vec![Message::user(vec![Part::text("x")])],
             tools: vec![weather_tool()],
             parallel_tool_calls: Some(false),
             ..ir::Request::default()
@@ -2318,36 +2277,40 @@ mod tests {
         ir::Request {
             system: vec!["You are terse.".into(), "Use metric units.".into()],
             messages: vec![
-                user(vec![
-                    text("Weather in Paris, and what is this?"),
+                Message::user(vec![
+                    Part::text("Weather in Paris, and what is this?"),
                     Part::Image(Image::Base64 {
                         media_type: "image/jpeg".into(),
                         data: "/9j/4AAQ".into(),
                     }),
                     Part::Image(Image::Url("https://example.com/p.png".into())),
                 ]),
-                assistant(vec![
-                    thinking("I should call the tool.", Some("gAAAAABsealed")),
+                Message::assistant(vec![
+                    Part::signed_thinking(
+                        "I should call the tool.",
+                        "gAAAAABsealed",
+                        Dialect::Responses,
+                    ),
                     Part::Thinking(Thinking {
                         text: "A thought from Claude.".into(),
                         signature: Some("EqQBCkYIBxgCKkA".into()),
                         source: Some(Dialect::Messages),
                     }),
-                    text("Checking."),
-                    call("toolu_1", "get_weather", json!({"city": "Paris"})),
-                    call("toolu_2", "get_time", json!({})),
+                    Part::text("Checking."),
+                    Part::tool_call("toolu_1", "get_weather", json!({"city": "Paris"})),
+                    Part::tool_call("toolu_2", "get_time", json!({})),
                 ]),
-                user(vec![
-                    result("toolu_1", vec![text("18°C")], false),
-                    result(
+                Message::user(vec![
+                    Part::tool_result("toolu_1", vec![Part::text("18°C")], false),
+                    Part::tool_result(
                         "toolu_2",
                         vec![
-                            text("10:00"),
+                            Part::text("10:00"),
                             Part::Image(Image::Url("https://example.com/clock.png".into())),
                         ],
                         true,
                     ),
-                    text("Thanks"),
+                    Part::text("Thanks"),
                 ]),
             ],
             tools: vec![
@@ -2425,7 +2388,7 @@ mod tests {
     #[test]
     fn encode_small_requests_and_clamps() {
         let req = ir::Request {
-            messages: vec![user(vec![text("ping")])],
+            messages: vec![Message::user(vec![Part::text("ping")])],
             max_tokens: Some(1),
             tool_choice: Some(ToolChoice::Tool("f".into())),
             reasoning: Some(Reasoning {
@@ -2456,7 +2419,7 @@ mod tests {
     #[test]
     fn encode_refusals() {
         let base = ir::Request {
-            messages: vec![user(vec![text("x")])],
+            messages: vec![Message::user(vec![Part::text("x")])],
             ..ir::Request::default()
         };
         let refused = |req: ir::Request| encode_request(&req, "m").map_err(|e| e.what);
@@ -2476,25 +2439,25 @@ mod tests {
         );
         let turns = [
             (
-                assistant(vec![Part::Image(Image::Url("https://x/a.png".into()))]),
+                Message::assistant(vec![Part::Image(Image::Url("https://x/a.png".into()))]),
                 "messages[0].content[0] (an image in an assistant turn)",
             ),
             (
-                user(vec![text("x"), call("c", "f", json!({}))]),
+                Message::user(vec![Part::text("x"), Part::tool_call("c", "f", json!({}))]),
                 "messages[0].content[1] (a tool call in a user turn)",
             ),
             (
-                user(vec![thinking("hm", None)]),
+                Message::user(vec![Part::thinking("hm")]),
                 "messages[0].content[0] (thinking in a user turn)",
             ),
             (
-                assistant(vec![result("c", vec![], false)]),
+                Message::assistant(vec![Part::tool_result("c", vec![], false)]),
                 "messages[0].content[0] (a tool result in an assistant turn)",
             ),
             (
-                user(vec![result(
+                Message::user(vec![Part::tool_result(
                     "c",
-                    vec![text("a"), call("d", "f", json!({}))],
+                    vec![Part::text("a"), Part::tool_call("d", "f", json!({}))],
                     false,
                 )]),
                 "messages[0].content[0].content[1] (a tool call in a tool result)",
@@ -2516,30 +2479,30 @@ mod tests {
         let rich = ir::Request {
             system: vec!["Be brief.".into()],
             messages: vec![
-                user(vec![
-                    text("Look"),
+                Message::user(vec![
+                    Part::text("Look"),
                     Part::Image(Image::Base64 {
                         media_type: "image/webp".into(),
                         data: "UklGRg==".into(),
                     }),
                 ]),
-                assistant(vec![
-                    thinking("", Some("gAAAAABonlysealed")),
-                    thinking("Summary.", Some("gAAAAABsealed2")),
-                    text("One"),
-                    text("Two"),
-                    call(
+                Message::assistant(vec![
+                    Part::signed_thinking("", "gAAAAABonlysealed", Dialect::Responses),
+                    Part::signed_thinking("Summary.", "gAAAAABsealed2", Dialect::Responses),
+                    Part::text("One"),
+                    Part::text("Two"),
+                    Part::tool_call(
                         "call_1",
                         "get_weather",
                         json!({"city": "Oslo", "days": [1, 2]}),
                     ),
                 ]),
-                user(vec![
-                    result("call_1", vec![], false),
-                    result("call_2", vec![text("a"), text("b")], false),
-                    text("And now?"),
+                Message::user(vec![
+                    Part::tool_result("call_1", vec![], false),
+                    Part::tool_result("call_2", vec![Part::text("a"), Part::text("b")], false),
+                    Part::text("And now?"),
                 ]),
-                assistant(vec![text("Done.")]),
+                Message::assistant(vec![Part::text("Done.")]),
             ],
             tools: vec![weather_tool()],
             tool_choice: Some(ToolChoice::Auto),
@@ -2559,7 +2522,7 @@ mod tests {
             ..ir::Request::default()
         };
         let minimal = ir::Request {
-            messages: vec![user(vec![text("hi")])],
+            messages: vec![Message::user(vec![Part::text("hi")])],
             stream: true,
             ..ir::Request::default()
         };
@@ -2641,9 +2604,9 @@ mod tests {
                 id: "resp_68b1".into(),
                 model: "gpt-5-2025-08-07".into(),
                 content: vec![
-                    thinking("**Planning**", Some("gAAAAABoSealed")),
-                    text("Let me check."),
-                    call("call_Xyz", "get_weather", json!({"city": "Paris"})),
+                    Part::signed_thinking("**Planning**", "gAAAAABoSealed", Dialect::Responses),
+                    Part::text("Let me check."),
+                    Part::tool_call("call_Xyz", "get_weather", json!({"city": "Paris"})),
                 ],
                 stop_reason: Some(StopReason::ToolUse),
                 usage: Usage {
@@ -2674,7 +2637,7 @@ mod tests {
                 json!({"reason": "max_output_tokens"}),
                 message.clone()
             ),
-            Ok((vec![text("Once upon")], Some(StopReason::MaxTokens)))
+            Ok((vec![Part::text("Once upon")], Some(StopReason::MaxTokens)))
         );
         assert_eq!(
             with(
@@ -2682,11 +2645,14 @@ mod tests {
                 json!({"reason": "content_filter"}),
                 message.clone()
             ),
-            Ok((vec![text("Once upon")], Some(StopReason::ContentFilter)))
+            Ok((
+                vec![Part::text("Once upon")],
+                Some(StopReason::ContentFilter)
+            ))
         );
         assert_eq!(
             with("completed", Value::Null, message.clone()),
-            Ok((vec![text("Once upon")], Some(StopReason::EndTurn)))
+            Ok((vec![Part::text("Once upon")], Some(StopReason::EndTurn)))
         );
         assert_eq!(
             with("cancelled", Value::Null, json!([])),
@@ -2697,7 +2663,7 @@ mod tests {
         assert_eq!(
             with("completed", Value::Null, refusal),
             Ok((
-                vec![text("I can't help with that.")],
+                vec![Part::text("I can't help with that.")],
                 Some(StopReason::EndTurn)
             ))
         );
@@ -2739,9 +2705,9 @@ mod tests {
             id: "msg_01XYZ".into(),
             model: "claude-sonnet-4-5".into(),
             content: vec![
-                thinking("Need the weather.", Some("EqQBCkYIBxgC")),
-                text("Checking."),
-                call("toolu_01", "get_weather", json!({"city": "Paris"})),
+                Part::signed_thinking("Need the weather.", "EqQBCkYIBxgC", Dialect::Responses),
+                Part::text("Checking."),
+                Part::tool_call("toolu_01", "get_weather", json!({"city": "Paris"})),
             ],
             stop_reason: Some(StopReason::ToolUse),
             usage: Usage {
@@ -2804,7 +2770,7 @@ mod tests {
             let encoded = encode_response(&ir::Response {
                 id: String::new(),
                 model: "m".into(),
-                content: vec![text("a"), text("b")],
+                content: vec![Part::text("a"), Part::text("b")],
                 stop_reason: stop,
                 usage: Usage::default(),
             });
@@ -2848,7 +2814,7 @@ mod tests {
         let plain = ir::Response {
             id: "chatcmpl-abc".into(),
             model: "gpt-4o".into(),
-            content: vec![text("Hello")],
+            content: vec![Part::text("Hello")],
             stop_reason: Some(StopReason::EndTurn),
             usage: Usage {
                 input_tokens: 9,
@@ -2858,7 +2824,7 @@ mod tests {
         };
         let truncated = ir::Response {
             stop_reason: Some(StopReason::MaxTokens),
-            content: vec![thinking("Hmm", None), text("Once")],
+            content: vec![Part::thinking("Hmm"), Part::text("Once")],
             ..plain.clone()
         };
         let filtered = ir::Response {
@@ -2880,16 +2846,12 @@ mod tests {
         );
     }
 
-    fn events(raw: &str) -> Vec<SseEvent> {
-        let mut parser = SseParser::default();
-        let mut events = parser.push(raw.as_bytes());
-        events.extend(parser.finish());
-        events
-    }
-
     fn decode_all(raw: &str) -> Vec<Delta> {
         let mut decoder = StreamDecoder::new();
-        events(raw).iter().flat_map(|ev| decoder.push(ev)).collect()
+        sse_events(raw)
+            .iter()
+            .flat_map(|ev| decoder.push(ev))
+            .collect()
     }
 
     /// Reasoning with two summary parts, text, then a function call, as api.openai.com streams
@@ -3092,16 +3054,12 @@ mod tests {
     /// Frames parsed back: (`event:` name, data), checking that each data repeats its name as
     /// `type` and that sequence numbers count from `first`.
     fn parse_frames(frames: &[Bytes], first: u64) -> Vec<(String, Value)> {
-        let mut parser = SseParser::default();
-        let events: Vec<SseEvent> = frames.iter().flat_map(|f| parser.push(f)).collect();
-        assert_eq!(events.len(), frames.len(), "one event per frame");
-        events
+        let named = named_frames(frames);
+        assert_eq!(named.len(), frames.len(), "one event per frame");
+        named
             .into_iter()
             .zip(first..)
-            .map(|(event, sequence)| {
-                let name = event.event.expect("every frame is named");
-                let mut data: Value = serde_json::from_str(&event.data).expect("JSON data");
-                assert_eq!(data["type"], json!(name), "type repeats the event name");
+            .map(|((name, mut data), sequence)| {
                 assert_eq!(data["sequence_number"], json!(sequence), "{name}");
                 if let Some(fields) = data.as_object_mut() {
                     fields.remove("type");
