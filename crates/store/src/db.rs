@@ -7,10 +7,11 @@ use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
 use switchyard_migrations::Migrator;
 
-/// Prepared statements kept per connection. The record writer's multi-row statements differ
-/// with every batch size and can be large; with the driver's default of 100 per connection they
-/// held hundreds of MiB under load for no gain, since a batch statement is rarely reused.
-const STATEMENT_CACHE: usize = 16;
+/// Prepared statements kept per connection: room for the record writer's fixed statement shapes
+/// (seven sizes per table, see `records`) and the few other statements of the request path.
+/// Not the driver's default of 100: with statements of every batch size it once held hundreds
+/// of MiB under load.
+const STATEMENT_CACHE: usize = 32;
 
 /// The database handle used everywhere.
 pub type Database = DatabaseConnection;

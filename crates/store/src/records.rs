@@ -39,9 +39,12 @@ use sea_orm::sea_query::{
 use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// Bind parameters per statement. SQLite allows 32 766 and PostgreSQL 65 535; staying under the
-/// lower one, with room for the guard's own parameters, keeps one code path for both.
-const MAX_BIND_PARAMS: usize = 30_000;
+/// Most rows in one multi-row statement. Statements come in a few fixed sizes (this one, then
+/// the powers of two below it for the rest of a batch), so each size is parsed once per
+/// connection and then served from the prepared-statement cache: with a statement per batch
+/// size, parsing thousands of placeholders every batch cost more than writing the rows. 64 rows
+/// of the widest table stay far below SQLite's 32 766 bind parameters.
+const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// Where a request stands, as stored in `usage.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -700,8 +703,24 @@ fn transition_guard<S: Status>(
 }
 
 /// Rows per multi-row statement for a table of `columns` columns.
-fn rows_per_statement(columns: usize) -> usize {
-    (MAX_BIND_PARAMS / columns.max(1)).max(1)
+/// Splits `rows` into statements of [`MAX_ROWS_PER_STATEMENT`] rows, then of the powers of two
+/// that make up the remainder (largest first): at most seven statement shapes per table.
+fn fixed_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = if rest.len() >= MAX_ROWS_PER_STATEMENT {
+            MAX_ROWS_PER_STATEMENT
+        } else {
+            // The largest power of two not above what is left.
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 fn build_error(e: impl std::fmt::Display) -> StoreError {
@@ -726,7 +745,7 @@ async fn write_usage<C: ConnectionTrait>(
         .filter(|c| !matches!(c, usage::Column::RequestId | usage::Column::CreatedAt))
         .collect();
     let guard = transition_guard::<UsageStatus>(usage::Entity, usage::Column::Status);
-    for chunk in winners.chunks(rows_per_statement(columns.len())) {
+    for chunk in fixed_chunks(winners) {
         let mut insert = Query::insert();
         insert.into_table(usage::Entity).columns(columns.clone());
         for row in chunk {
@@ -786,7 +805,7 @@ async fn write_attempts<C: ConnectionTrait>(
         })
         .collect();
     let guard = transition_guard::<AttemptStatus>(request_attempt::Entity, A::Status);
-    for chunk in winners.chunks(rows_per_statement(columns.len())) {
+    for chunk in fixed_chunks(winners) {
         let mut insert = Query::insert();
         insert
             .into_table(request_attempt::Entity)
@@ -911,6 +930,24 @@ async fn apply_spend<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_cut_into_a_few_fixed_statement_sizes() {
+        let sizes = |n: usize| {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = fixed_chunks(&rows).collect();
+            // Every row once, in order.
+            assert_eq!(chunks.concat(), rows);
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(7), [4, 2, 1]);
+        assert_eq!(sizes(64), [64]);
+        assert_eq!(sizes(200), [64, 64, 64, 8]);
+        let shapes: HashSet<usize> = (0..1000).flat_map(sizes).collect();
+        assert_eq!(shapes.len(), 7, "{shapes:?}");
+    }
 
     #[test]
     fn usage_transitions_only_move_forward() {
