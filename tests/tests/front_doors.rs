@@ -826,3 +826,35 @@ async fn a_responses_chain_follows_previous_response_id_back_to_its_key() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coding_agents_are_recognised_and_recorded_as_their_cli_formats() {
+    switchyard_tests::install_crypto();
+    let world = World::start().await;
+    // Claude Code: `x-app: cli`, the key as a bearer token.
+    let response = client()
+        .post(world.gw.url("/v1/messages"))
+        .bearer_auth(&world.key)
+        .header("x-app", "cli")
+        .header("anthropic-version", "2023-06-01")
+        .json(&messages_body("fd-claude", false))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 200);
+    let usage = trace(&world.gw, &request_id(response.headers())).await["usage"].clone();
+    assert_eq!(usage["api_format"], "CLAUDE_CLI", "{usage}");
+    // The Gemini CLI, by its user agent; served by a Gemini endpoint without conversion.
+    let response = client()
+        .post(world.gw.url("/v1beta/models/fd-gemini:generateContent"))
+        .header("x-goog-api-key", &world.key)
+        .header("user-agent", "GeminiCLI/0.1.0 (linux; x64)")
+        .json(&gemini_body())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 200);
+    let trace = trace(&world.gw, &request_id(response.headers())).await;
+    assert_eq!(trace["usage"]["api_format"], "GEMINI_CLI", "{trace}");
+    assert!(trace["attempts"][0]["extra"].is_null(), "{trace}");
+}
