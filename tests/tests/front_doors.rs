@@ -858,3 +858,46 @@ async fn coding_agents_are_recognised_and_recorded_as_their_cli_formats() {
     assert_eq!(trace["usage"]["api_format"], "GEMINI_CLI", "{trace}");
     assert!(trace["attempts"][0]["extra"].is_null(), "{trace}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gemini_stream_without_alt_sse_is_one_streamed_json_array() {
+    switchyard_tests::install_crypto();
+    let world = World::start().await;
+    for model in ["fd-gemini", "fd-claude"] {
+        let response = client()
+            .post(
+                world
+                    .gw
+                    .url(&format!("/v1beta/models/{model}:streamGenerateContent")),
+            )
+            .header("x-goog-api-key", &world.key)
+            .json(&gemini_body())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().ok(),
+            Some("application/json")
+        );
+        let text = response.text().await.expect("body");
+        let elements: Vec<Value> = serde_json::from_str(&text).expect("one JSON array");
+        let answer: String = elements
+            .iter()
+            .flat_map(|e| {
+                e["candidates"][0]["content"]["parts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|p| p["text"].as_str().map(str::to_owned))
+            .collect();
+        assert!(answer.contains("Hello from the mock upstream"), "{text}");
+        assert!(
+            elements
+                .iter()
+                .any(|e| e["candidates"][0]["finishReason"].is_string()),
+            "{text}"
+        );
+    }
+}

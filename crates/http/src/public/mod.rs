@@ -7,6 +7,7 @@ mod admission;
 pub mod affinity;
 mod count_tokens;
 mod errors;
+mod json_array;
 mod models;
 mod routes;
 mod serve;

@@ -18,6 +18,7 @@ pub async fn chat(
     let door = FrontDoor {
         format: ApiFormat::OpenAi,
         gemini: None,
+        json_array: false,
     };
     serve(req, payload, state, door).await
 }
@@ -31,6 +32,7 @@ pub async fn responses(
     let door = FrontDoor {
         format: ApiFormat::OpenAiCli,
         gemini: None,
+        json_array: false,
     };
     serve(req, payload, state, door).await
 }
@@ -49,6 +51,7 @@ pub async fn messages(
             ApiFormat::Claude
         },
         gemini: None,
+        json_array: false,
     };
     serve(req, payload, state, door).await
 }
@@ -81,9 +84,17 @@ pub async fn gemini(
         } else {
             ApiFormat::Gemini
         },
+        json_array: stream && !wants_sse(&req),
         gemini: Some((model, stream)),
     };
     serve(req, payload, state, door).await
+}
+
+/// `?alt=sse`: the Gemini client reads server-sent events (else one streamed JSON array).
+fn wants_sse(req: &HttpRequest) -> bool {
+    req.query_string()
+        .split('&')
+        .any(|pair| pair.eq_ignore_ascii_case("alt=sse"))
 }
 
 fn header_is(req: &HttpRequest, name: &str, test: impl Fn(&str) -> bool) -> bool {

@@ -4,6 +4,7 @@
 
 use super::admission::{Caller, PublicState, admit, read_body};
 use super::errors::{Reply, error_response, failure_response};
+use super::json_array::JsonArrayFraming;
 use actix::Actor;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -32,6 +33,8 @@ pub struct FrontDoor {
     pub format: ApiFormat,
     /// Gemini: the model and streaming flag from the path.
     pub gemini: Option<(String, bool)>,
+    /// Gemini without `?alt=sse`: a stream is one JSON array, not server-sent events.
+    pub json_array: bool,
 }
 
 impl FrontDoor {
@@ -208,12 +211,17 @@ pub async fn serve(
             .insert_header(("x-request-id", request_id))
             .body(body),
         Ok(Settled::Stream(relay)) => HttpResponse::Ok()
-            .content_type("text/event-stream")
+            .content_type(if door.json_array {
+                "application/json"
+            } else {
+                "text/event-stream"
+            })
             .insert_header(("cache-control", "no-cache, no-transform"))
             .insert_header(("x-accel-buffering", "no"))
             .insert_header(("x-request-id", request_id))
             .streaming(Guarded {
                 relay,
+                array: door.json_array.then(JsonArrayFraming::default),
                 _in_flight: in_flight,
             }),
         Err(failure) => failure_response(dialect, &failure, Some(&request_id)),
@@ -265,6 +273,8 @@ fn capabilities(
 /// client goes away.
 struct Guarded {
     relay: Box<RelayStream>,
+    /// Present when the events are re-framed as one JSON array.
+    array: Option<JsonArrayFraming>,
     _in_flight: InFlight,
 }
 
@@ -272,10 +282,17 @@ impl Stream for Guarded {
     type Item = Result<web::Bytes, actix_web::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match Pin::new(&mut *self.relay).poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(bytes))),
+        let this = &mut *self;
+        match Pin::new(&mut *this.relay).poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => match &mut this.array {
+                Some(array) => Poll::Ready(Some(Ok(array.frame(&bytes)))),
+                None => Poll::Ready(Some(Ok(bytes))),
+            },
             Poll::Ready(Some(Err(never))) => match never {},
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => match this.array.take() {
+                Some(mut array) => Poll::Ready(Some(Ok(array.close()))),
+                None => Poll::Ready(None),
+            },
             Poll::Pending => Poll::Pending,
         }
     }
