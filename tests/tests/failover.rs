@@ -868,6 +868,72 @@ async fn a_full_key_makes_the_next_request_wait_then_get_429() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_while_queued_for_a_slot_stops_waiting_at_once() {
+    let (gw, _db) = sqlite_gateway(&[("SWITCHYARD__ROUTING__QUEUE_TIMEOUT_SECS", "20")]).await;
+    let mock = Mock::start("upstream");
+    let k = "sk-queued-SECRET-0123456789abcdef";
+    let s = setup(
+        &gw,
+        "gpt-test",
+        &[ProviderSpec::new("only", 1, mock.url())
+            .key(KeySpec::new("only", k).with(json!({"max_concurrent": 1})))],
+    )
+    .await;
+    let key_id = s.keys["only"].clone();
+    mock.rule(json!({"key": k, "times": 1, "behaviour": {"latency_ms": 4000}}))
+        .await;
+    let slow = chat(&gw, &s.gateway_key, chat_body("gpt-test", false));
+    let leaver = async {
+        let held = eventually(Duration::from_secs(5), || async {
+            (slot_in_flight(&gw, &key_id).await == 1).then_some(())
+        })
+        .await;
+        assert!(held.is_some(), "the slow request never took the slot");
+        // Queued behind the slow request, the client gives up after 300 ms.
+        let gone = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(&s.gateway_key)
+            .json(&chat_body("gpt-test", false))
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await;
+        assert!(gone.is_err(), "the queued request was answered: {gone:?}");
+        // Recorded as 499 while the slow request still holds the slot, not when it ends.
+        let left = Instant::now();
+        let recorded = eventually(Duration::from_secs(3), || async {
+            let (_, usage) = send(gw.admin(Method::GET, "/usage")).await;
+            usage["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|u| u["status_code"] == 499)
+                .cloned()
+        })
+        .await;
+        (recorded, left.elapsed())
+    };
+    let ((slow_status, _, slow_text), (recorded, after)) = tokio::join!(slow, leaver);
+    assert_eq!(slow_status, 200, "{slow_text}");
+    let recorded = recorded.expect("the queued request that left was never recorded");
+    assert_eq!(recorded["status"], "failed", "{recorded}");
+    assert!(
+        after < Duration::from_secs(2),
+        "recorded only after {after:?}"
+    );
+    // Only the slow request reached the upstream, and its slot came back.
+    assert_eq!(mock.count_for(k).await, 1);
+    let free = eventually(Duration::from_secs(5), || async {
+        (slot_in_flight(&gw, &key_id).await == 0).then_some(())
+    })
+    .await;
+    assert!(
+        free.is_some(),
+        "the slot leaked: {}",
+        switchyard_tests::admin_get(&gw, "/slots").await
+    );
+}
+
+#[tokio::test]
 async fn when_everything_fails_the_client_gets_502_naming_the_attempts_and_the_last_cause() {
     let (gw, _db) = sqlite_gateway(&[]).await;
     let primary = Mock::start("primary");

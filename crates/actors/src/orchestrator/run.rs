@@ -8,7 +8,7 @@ use super::{ClientWatch, RequestContext};
 use crate::health::messages::{AcquireProbe, Outcome};
 use crate::scheduler::messages::{InvalidateAffinity, Resolve, SetAffinity};
 use crate::slots::KeySlots;
-use crate::slots::messages::{AcquireSlot, Denied, ObserveOutcome, Observed};
+use crate::slots::messages::{AcquireSlot, CancelWait, Denied, ObserveOutcome, Observed};
 use chrono::Utc;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -323,13 +323,30 @@ impl Looper<'_> {
                 wait,
             };
             let slots = system.slots.pick(&key.id);
-            let granted = match slots
-                .ask(
-                    request.clone(),
-                    config.actor_timeout + wait.unwrap_or_default(),
-                )
-                .await
-            {
+            let asked = slots.ask(
+                request.clone(),
+                config.actor_timeout + wait.unwrap_or_default(),
+            );
+            // A client that leaves while queued for a slot stops waiting at once; KeySlots
+            // skips (or gives back) the slot of a waiter nobody listens to any more. Without a
+            // wait the answer is immediate: no need to watch.
+            let answer = if wait.is_some() {
+                tokio::select! {
+                    answer = asked => answer,
+                    () = self.client.gone() => {
+                        slots.tell(CancelWait {
+                            key_id: key.id.clone(),
+                            endpoint_id: endpoint.id.clone(),
+                            lease_id: request.lease_id.clone(),
+                        });
+                        self.release_probe(&key.id, probe);
+                        return self.client_left(&serving);
+                    }
+                }
+            } else {
+                asked.await
+            };
+            let granted = match answer {
                 Ok(Ok(granted)) => granted,
                 Ok(Err(denied)) => {
                     self.release_probe(&key.id, probe);

@@ -147,7 +147,15 @@ impl KeySlots {
                         Ok(granted) => {
                             act.granted(&waiter.request.key_id, granted);
                             act.counters.waited.fetch_add(1, Ordering::Relaxed);
-                            if let Err(Ok(_)) = waiter.reply.send(Ok(granted)) {
+                            let cancelled =
+                                act.cancelled.remove(&waiter.request.lease_id).is_some();
+                            if cancelled {
+                                let r = waiter.request;
+                                actix::spawn(async move {
+                                    let _ =
+                                        state.release(&r.key_id, &r.endpoint_id, &r.lease_id).await;
+                                });
+                            } else if let Err(Ok(_)) = waiter.reply.send(Ok(granted)) {
                                 // The requester left meanwhile: give the slot straight back.
                                 let r = waiter.request;
                                 actix::spawn(async move {
@@ -352,6 +360,37 @@ impl Handler<ReleaseSlot> for KeySlots {
     }
 }
 
+impl Handler<CancelWait> for KeySlots {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelWait, ctx: &mut Self::Context) {
+        // Still in line: leave it (dropping its reply ends the wait, answered to nobody).
+        if let Some(entry) = self.keys.get_mut(&msg.key_id)
+            && let Some(at) = entry
+                .waiters
+                .iter()
+                .position(|w| w.request.lease_id == msg.lease_id)
+        {
+            entry.waiters.remove(at);
+            return;
+        }
+        // Granted already, or being granted: give the slot back now and when the grant lands.
+        self.cancelled
+            .insert(msg.lease_id.clone(), std::time::Instant::now());
+        let state = self.backends.clone();
+        let key = msg.key_id.clone();
+        ctx.spawn(
+            async move {
+                let _ = state
+                    .release(&msg.key_id, &msg.endpoint_id, &msg.lease_id)
+                    .await;
+            }
+            .into_actor(self)
+            .map(move |(), act, ctx| act.serve_key(&key, ctx)),
+        );
+    }
+}
+
 impl Handler<ObserveOutcome> for KeySlots {
     type Result = ();
 
@@ -482,4 +521,4 @@ impl Handler<RestoreLimits> for KeySlots {
     }
 }
 
-crate::metered!(KeySlots: AcquireSlot, ReleaseSlot, ObserveOutcome, LimitsOf, ResetKey, RestoreLimits);
+crate::metered!(KeySlots: AcquireSlot, ReleaseSlot, CancelWait, ObserveOutcome, LimitsOf, ResetKey, RestoreLimits);

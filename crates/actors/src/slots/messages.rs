@@ -117,6 +117,22 @@ impl Message for ReleaseSlot {
     type Result = ();
 }
 
+/// The requester of a waiting `AcquireSlot` left (its client went away): drop its place in
+/// line, or give back the slot if it was granted meanwhile (fire-and-forget).
+#[derive(Debug)]
+pub struct CancelWait {
+    /// Provider key id.
+    pub key_id: String,
+    /// Endpoint id.
+    pub endpoint_id: String,
+    /// The lease the wait was for.
+    pub lease_id: String,
+}
+
+impl Message for CancelWait {
+    type Result = ();
+}
+
 /// What an attempt taught about the key's limits (fire-and-forget).
 #[derive(Debug)]
 pub struct ObserveOutcome {

@@ -75,6 +75,9 @@ pub struct KeySlots {
     db: Option<Database>,
     dirty: HashSet<String>,
     counters: Arc<SlotCounters>,
+    /// Leases whose requester left while their grant may still be on its way, with when:
+    /// a grant for one of them is given straight back (purged after the longest wait).
+    cancelled: HashMap<String, std::time::Instant>,
 }
 
 impl KeySlots {
@@ -97,6 +100,7 @@ impl KeySlots {
             db,
             dirty: HashSet::new(),
             counters,
+            cancelled: HashMap::new(),
         }
     }
 }
@@ -109,7 +113,9 @@ impl actix::Actor for KeySlots {
         // Waiters are woken by releases; this tick also serves them when a slot frees in
         // another shard or another gateway process, and expires the ones out of time.
         ctx.run_interval(std::time::Duration::from_millis(50), |act, ctx| {
-            act.serve_waiters(ctx)
+            act.serve_waiters(ctx);
+            let horizon = act.config.queue_timeout + act.config.actor_timeout;
+            act.cancelled.retain(|_, at| at.elapsed() < horizon);
         });
         let every = self.config.persist_every;
         ctx.run_interval(every, |act, ctx| act.persist(ctx));
