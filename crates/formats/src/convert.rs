@@ -109,23 +109,37 @@ pub fn terminator(dialect: Dialect) -> Option<Bytes> {
     }
 }
 
-/// A whole upstream answer of dialect `from` as the body a client of dialect `to` expects.
+/// A whole upstream answer of dialect `from` as the body a client of dialect `to` expects;
+/// `now_unix` stamps the OpenAI dialects' `created` / `created_at` (this crate has no clock).
 ///
 /// # Errors
 /// The answer holds something the neutral model or the client's dialect cannot carry.
-pub fn convert_response(from: Dialect, to: Dialect, body: &Value) -> Result<Bytes, Unsupported> {
+pub fn convert_response(
+    from: Dialect,
+    to: Dialect,
+    body: &Value,
+    now_unix: i64,
+) -> Result<Bytes, Unsupported> {
     let answer = match from {
         Dialect::Chat => chat_codec::decode_response(body),
         Dialect::Responses => responses_codec::decode_response(body),
         Dialect::Messages => messages_codec::decode_response(body),
         Dialect::Gemini => generate_codec::decode_response(body),
     }?;
-    let out = match to {
+    let mut out = match to {
         Dialect::Chat => chat_codec::encode_response(&answer),
         Dialect::Responses => responses_codec::encode_response(&answer),
         Dialect::Messages => messages_codec::encode_response(&answer),
         Dialect::Gemini => generate_codec::encode_response(&answer),
     };
+    let stamp = match to {
+        Dialect::Chat => Some("created"),
+        Dialect::Responses => Some("created_at"),
+        Dialect::Messages | Dialect::Gemini => None,
+    };
+    if let (Some(field), Some(object)) = (stamp, out.as_object_mut()) {
+        object.insert(field.into(), Value::from(now_unix));
+    }
     Ok(to_bytes(&out))
 }
 
@@ -154,9 +168,10 @@ enum Encoder {
 }
 
 impl StreamConverter {
-    /// Upstream `from`, client `to`; `include_usage` as the OpenAI chat client asked.
+    /// Upstream `from`, client `to`; `include_usage` as the OpenAI chat client asked;
+    /// `now_unix` stamps the OpenAI dialects' `created` / `created_at`.
     #[must_use]
-    pub fn new(from: Dialect, to: Dialect, include_usage: bool) -> Self {
+    pub fn new(from: Dialect, to: Dialect, include_usage: bool, now_unix: i64) -> Self {
         let decoder = match from {
             Dialect::Chat => Decoder::Chat(chat_codec::StreamDecoder::new()),
             Dialect::Responses => Decoder::Responses(responses_codec::StreamDecoder::new()),
@@ -164,10 +179,12 @@ impl StreamConverter {
             Dialect::Gemini => Decoder::Gemini(generate_codec::StreamDecoder::new()),
         };
         let encoder = match to {
-            Dialect::Chat => Encoder::Chat(chat_codec::StreamEncoder::new(include_usage)),
-            Dialect::Responses => {
-                Encoder::Responses(responses_codec::StreamEncoder::new(include_usage))
+            Dialect::Chat => {
+                Encoder::Chat(chat_codec::StreamEncoder::new(include_usage).created(now_unix))
             }
+            Dialect::Responses => Encoder::Responses(
+                responses_codec::StreamEncoder::new(include_usage).created_at(now_unix),
+            ),
             Dialect::Messages => {
                 Encoder::Messages(messages_codec::StreamEncoder::new(include_usage))
             }
@@ -258,6 +275,44 @@ mod tests {
     }
 
     #[test]
+    fn converted_openai_answers_carry_the_callers_clock() {
+        let answer = json!({"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "claude-x", "content": [{"type": "text", "text": "Hi."}],
+            "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 2}});
+        let now = 1_764_000_000;
+        let chat = json_of(
+            &convert_response(Dialect::Messages, Dialect::Chat, &answer, now).expect("converts"),
+        );
+        assert_eq!(chat["created"], now);
+        let responses = json_of(
+            &convert_response(Dialect::Messages, Dialect::Responses, &answer, now)
+                .expect("converts"),
+        );
+        assert_eq!(responses["created_at"], now);
+        let mut converter = StreamConverter::new(Dialect::Messages, Dialect::Chat, false, now);
+        let frames: Vec<Bytes> = [
+            json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude-x",
+                "usage": {"input_tokens": 1, "output_tokens": 0}}}),
+            json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": "Hi."}}),
+        ]
+        .iter()
+        .flat_map(|data| {
+            converter.push(&SseEvent {
+                event: data["type"].as_str().map(str::to_owned),
+                data: data.to_string(),
+                id: None,
+            })
+        })
+        .collect();
+        let first = crate::sse::SseParser::new().push(&frames[0]);
+        let chunk: Value = serde_json::from_str(&first[0].data).expect("json");
+        assert_eq!(chunk["created"], now);
+    }
+
+    #[test]
     fn native_bodies_carry_the_upstream_model_where_the_dialect_puts_it() {
         let messages = request(
             Dialect::Messages,
@@ -293,7 +348,7 @@ mod tests {
             "usage": {"input_tokens": 1, "output_tokens": 1}
         });
         let shown = json_of(
-            &convert_response(Dialect::Messages, Dialect::Responses, &answer).expect("converts"),
+            &convert_response(Dialect::Messages, Dialect::Responses, &answer, 0).expect("converts"),
         );
         let reasoning = shown["output"][0].clone();
         assert_eq!(
@@ -334,7 +389,7 @@ mod tests {
         use base64::Engine as _;
         use base64::engine::general_purpose::{STANDARD, URL_SAFE};
         let signature = "EqQB+/sig==";
-        let mut converter = StreamConverter::new(Dialect::Messages, Dialect::Gemini, false);
+        let mut converter = StreamConverter::new(Dialect::Messages, Dialect::Gemini, false, 0);
         let events = [
             json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude-x",
                 "usage": {"input_tokens": 1, "output_tokens": 0}}}),

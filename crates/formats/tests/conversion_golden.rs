@@ -206,7 +206,7 @@ fn request_output(from: Dialect, to: Dialect, fixture: &Map<String, Value>) -> V
 }
 
 fn response_output(from: Dialect, to: Dialect, fixture: &Map<String, Value>) -> Value {
-    match convert::convert_response(from, to, &fixture["input"]) {
+    match convert::convert_response(from, to, &fixture["input"], 0) {
         Ok(body) => json_of(&body),
         Err(refusal) => refused(&refusal),
     }
@@ -241,7 +241,7 @@ fn parse_sse(bytes: &[u8]) -> Vec<SseEvent> {
 fn stream_output(from: Dialect, to: Dialect, fixture: &Map<String, Value>) -> Value {
     let upstream = parse_sse(raw_stream(&fixture["input"]).as_bytes());
     assert!(!upstream.is_empty(), "the input stream has no events");
-    let mut converter = StreamConverter::new(from, to, true);
+    let mut converter = StreamConverter::new(from, to, true, 0);
     let mut frames = Vec::new();
     for event in &upstream {
         frames.extend(converter.push(event));

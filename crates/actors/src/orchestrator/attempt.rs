@@ -296,7 +296,12 @@ async fn whole_body(
             } else {
                 // An answer the client's format cannot carry is this upstream's failure: the
                 // next candidate may answer in a form that converts.
-                match convert::convert_response(dialects.upstream, dialects.client, &value) {
+                match convert::convert_response(
+                    dialects.upstream,
+                    dialects.client,
+                    &value,
+                    chrono::Utc::now().timestamp(),
+                ) {
                     Ok(converted) => converted,
                     Err(unsupported) => {
                         return Attempt::failed(

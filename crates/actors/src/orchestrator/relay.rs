@@ -108,8 +108,14 @@ impl RelayStream {
             client,
             chain,
         } = options;
-        let converter =
-            (upstream != client).then(|| StreamConverter::new(upstream, client, include_usage));
+        let converter = (upstream != client).then(|| {
+            StreamConverter::new(
+                upstream,
+                client,
+                include_usage,
+                chrono::Utc::now().timestamp(),
+            )
+        });
         let mut relay = Self {
             rest,
             parser,

@@ -52,7 +52,8 @@
 //!   `cached_tokens = cache_read`. `finish_reason` maps `stop`/`length`/`tool_calls`/
 //!   `content_filter` to end-turn/max-tokens/tool-use/content-filter; chat cannot tell a stop
 //!   sequence from a natural end, both are `stop`, and so is any reason chat has no name for.
-//! - Ids and models are kept as they are; `created` is 0 (this crate never reads the clock). A
+//! - Ids and models are kept as they are; `created` is 0 unless the caller stamps it (this crate
+//!   never reads the clock: see `convert`). A
 //!   stream that starts without [`Delta::Start`] is given the id `chatcmpl-gw` and model
 //!   `unknown`; a streamed tool call without an id is given `call_gw_<n>`.
 
@@ -1219,7 +1220,7 @@ impl StreamDecoder {
 
 /// Neutral deltas -> `chat.completion.chunk` SSE frames for a Chat Completions client.
 ///
-/// Every chunk carries the same `id`, `created` (0) and `model`; the first one is the role
+/// Every chunk carries the same `id`, `created` (see [`StreamEncoder::created`]) and `model`; the first one is the role
 /// chunk (`delta: {role: "assistant", content: ""}`); tool calls are indexed by their neutral
 /// ordinal; the stop becomes a chunk with an empty delta and `finish_reason`; [`finish`]
 /// then writes the usage chunk (`choices: []`, only when the client asked for it, in which case
@@ -1244,9 +1245,18 @@ pub struct StreamEncoder {
     finished: bool,
     /// Usage merged from every `Usage` delta.
     usage: Usage,
+    /// `created` of every chunk (the caller's clock; 0 when not given).
+    created: i64,
 }
 
 impl StreamEncoder {
+    /// Stamps every chunk with `created` (Unix seconds, from the caller's clock).
+    #[must_use]
+    pub fn created(mut self, unix_seconds: i64) -> Self {
+        self.created = unix_seconds;
+        self
+    }
+
     /// An encoder for one stream; `include_usage` writes the final usage chunk.
     #[must_use]
     pub fn new(include_usage: bool) -> Self {
@@ -1259,6 +1269,7 @@ impl StreamEncoder {
             called_tools: false,
             finished: false,
             usage: Usage::default(),
+            created: 0,
         }
     }
 
@@ -1338,7 +1349,7 @@ impl StreamEncoder {
         let mut chunk = Object::new();
         chunk.insert("id".into(), json!(self.id));
         chunk.insert("object".into(), json!("chat.completion.chunk"));
-        chunk.insert("created".into(), json!(0));
+        chunk.insert("created".into(), json!(self.created));
         chunk.insert("model".into(), json!(self.model));
         chunk.insert("choices".into(), Value::Array(choices));
         chunk

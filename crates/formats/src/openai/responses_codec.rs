@@ -51,7 +51,8 @@
 //! normalised by [`usage_from_response`]; the encoder reports `input_tokens` as the whole
 //! prompt (input + cache reads + cache writes) with the cache reads as `cached_tokens` and the
 //! cache writes as `cache_write_tokens`. The encoded response object has every field the
-//! `openai` SDK's `Response` model requires; `created_at` is 0 (no clock here). Item ids of
+//! `openai` SDK's `Response` model requires; `created_at` is 0 unless the caller stamps it (no
+//! clock here: see `convert`). Item ids of
 //! encoded answers are derived from the response id and the output index. Every thinking
 //! signature goes out as the reasoning item's `encrypted_content` (another provider's marked
 //! with its issuer, see [`crate::signature`]), so a Responses client hands it back on its next
@@ -1068,7 +1069,7 @@ pub fn encode_response(resp: &ir::Response) -> Value {
     }
     flush_output_message(&mut output, &mut texts, id);
     let usage = usage_json(&resp.usage);
-    response_object(id, &resp.model, resp.stop_reason.as_ref(), output, usage)
+    response_object(id, &resp.model, 0, resp.stop_reason.as_ref(), output, usage)
 }
 
 fn flush_output_message(output: &mut Vec<Value>, texts: &mut Vec<Value>, response_id: &str) {
@@ -1153,17 +1154,27 @@ fn usage_json(usage: &Usage) -> Value {
 fn response_object(
     id: &str,
     model: &str,
+    created_at: i64,
     stop: Option<&StopReason>,
     output: Vec<Value>,
     usage: Value,
 ) -> Value {
     let (status, incomplete_details) = status_of(stop);
-    response_shell(id, model, status, incomplete_details, output, usage)
+    response_shell(
+        id,
+        model,
+        created_at,
+        status,
+        incomplete_details,
+        output,
+        usage,
+    )
 }
 
 fn response_shell(
     id: &str,
     model: &str,
+    created_at: i64,
     status: &str,
     incomplete_details: Value,
     output: Vec<Value>,
@@ -1172,7 +1183,7 @@ fn response_shell(
     json!({
         "id": id,
         "object": "response",
-        "created_at": 0,
+        "created_at": created_at,
         "status": status,
         "background": false,
         "error": null,
@@ -1517,6 +1528,8 @@ pub struct StreamEncoder {
     stop: Option<StopReason>,
     /// Usage so far.
     usage: Usage,
+    /// `created_at` of the response objects (the caller's clock; 0 when not given).
+    created_at: i64,
 }
 
 /// The open message or reasoning item (at most one at a time).
@@ -1572,7 +1585,15 @@ impl StreamEncoder {
             done: BTreeMap::new(),
             stop: None,
             usage: Usage::default(),
+            created_at: 0,
         }
+    }
+
+    /// Stamps the response objects with `created_at` (Unix seconds, from the caller's clock).
+    #[must_use]
+    pub fn created_at(mut self, unix_seconds: i64) -> Self {
+        self.created_at = unix_seconds;
+        self
     }
 
     /// The frames one delta produces.
@@ -1635,7 +1656,14 @@ impl StreamEncoder {
         } else {
             usage_json(&self.usage)
         };
-        let response = response_object(&self.id, &self.model, self.stop.as_ref(), output, usage);
+        let response = response_object(
+            &self.id,
+            &self.model,
+            self.created_at,
+            self.stop.as_ref(),
+            output,
+            usage,
+        );
         let kind = if response["status"] == "incomplete" {
             "response.incomplete"
         } else {
@@ -1669,6 +1697,7 @@ impl StreamEncoder {
         let shell = response_shell(
             &self.id,
             &self.model,
+            self.created_at,
             "in_progress",
             Value::Null,
             Vec::new(),
