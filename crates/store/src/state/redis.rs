@@ -26,12 +26,14 @@ use super::{
     AffinityEntry, AffinityKey, AffinityTargetIds, LeaseOutcome, LeaseRequest, MEMBER_SEPARATOR,
     RPM_WINDOW, RpmOutcome, StateError, count_u32, from_millis, to_millis, ttl_millis,
 };
+use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Utc};
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, FromRedisValue, Script};
-use deadpool_redis::{Config, Connection, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const BACKEND: &str = "redis";
 
@@ -49,6 +51,15 @@ const SCAN_COUNT: usize = 500;
 /// not queue requests. redis-rs itself bounds a response to 500 ms and a connect to 1 s.
 const POOL_SIZE: usize = 16;
 const POOL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the shared connection is used before the pool checks it again: a dead one fails
+/// operations for at most this long (they fall back to local state meanwhile).
+const SHARED_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The shared connection and when the pool last vouched for it.
+struct SharedConnection {
+    conn: MultiplexedConnection,
+    checked: Instant,
+}
 
 /// Takes a lease on a key and its endpoint, all or nothing.
 /// KEYS: key set, endpoint set. ARGV: key-set member, endpoint-set member, key limit,
@@ -197,6 +208,12 @@ static CAS_DEL: LazyLock<Script> = LazyLock::new(|| Script::new(CAS_DEL_LUA));
 #[derive(Clone)]
 pub struct RedisState {
     pool: Pool,
+    /// A multiplexed connection every operation shares, re-checked through the pool at most
+    /// once per [`SHARED_CHECK_EVERY`]: deadpool's recycle check (`UNWATCH` + `PING`) on every
+    /// checkout doubled the round trips of each operation. Sharing is safe because every
+    /// command here is one command, one script or one atomic pipeline (compare-and-set is done
+    /// in Lua, never with `WATCH`), which a multiplexed connection interleaves correctly.
+    shared: Arc<ArcSwapOption<SharedConnection>>,
     prefix: Arc<str>,
     /// The URL with any password replaced, for `Debug` and errors.
     display_url: Arc<str>,
@@ -247,6 +264,7 @@ impl RedisState {
             })?;
         let state = Self {
             pool,
+            shared: Arc::new(ArcSwapOption::empty()),
             prefix: Arc::from(key_prefix),
             display_url: Arc::from(display_url.as_str()),
         };
@@ -267,8 +285,26 @@ impl RedisState {
         }
     }
 
-    async fn conn(&self, operation: &'static str) -> Result<Connection, StateError> {
-        self.pool.get().await.map_err(|e| fail(operation, e))
+    async fn conn(&self, operation: &'static str) -> Result<MultiplexedConnection, StateError> {
+        if let Some(shared) = self.shared.load().as_ref()
+            && shared.checked.elapsed() < SHARED_CHECK_EVERY
+        {
+            return Ok(shared.conn.clone());
+        }
+        match self.pool.get().await {
+            Ok(pooled) => {
+                let conn = MultiplexedConnection::clone(&pooled);
+                self.shared.store(Some(Arc::new(SharedConnection {
+                    conn: conn.clone(),
+                    checked: Instant::now(),
+                })));
+                Ok(conn)
+            }
+            Err(e) => {
+                self.shared.store(None);
+                Err(fail(operation, e))
+            }
+        }
     }
 
     /// Runs one script with string keys and arguments on a pooled connection.
@@ -510,7 +546,7 @@ impl RedisState {
     /// The raw value and its parsed entry. A value that does not parse (written by another
     /// version, or damaged) reads as absent: the next write replaces it.
     async fn affinity_read(
-        conn: &mut Connection,
+        conn: &mut MultiplexedConnection,
         operation: &'static str,
         name: &str,
     ) -> Result<(String, Option<StoredAffinity>), StateError> {
@@ -689,7 +725,7 @@ impl RedisState {
 }
 
 async fn eval_on<T: FromRedisValue>(
-    conn: &mut Connection,
+    conn: &mut MultiplexedConnection,
     operation: &'static str,
     script: &Script,
     keys: &[&str],
@@ -709,7 +745,7 @@ async fn eval_on<T: FromRedisValue>(
 }
 
 async fn scan_step(
-    conn: &mut Connection,
+    conn: &mut MultiplexedConnection,
     operation: &'static str,
     cursor: u64,
     pattern: &str,
