@@ -172,6 +172,19 @@ pub fn admit(state: &PublicState, req: &HttpRequest, dialect: Dialect) -> Result
     Ok(Caller { key, user })
 }
 
+/// The client headers that may be forwarded upstream (they select API behaviour, such as
+/// `anthropic-version`), copied out of the request; the upstream builder filters them again.
+pub fn forwarded_headers(req: &HttpRequest) -> Vec<(String, String)> {
+    switchyard_upstream::FORWARDED_CLIENT_HEADERS
+        .iter()
+        .flat_map(|name| {
+            req.headers()
+                .get_all(*name)
+                .filter_map(|v| Some(((*name).to_owned(), v.to_str().ok()?.to_owned())))
+        })
+        .collect()
+}
+
 /// Reads the body up to the limit; a larger one is refused with 413 without reading it all.
 pub async fn read_body(
     mut payload: web::Payload,

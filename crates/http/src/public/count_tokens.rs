@@ -1,13 +1,12 @@
 //! `POST /v1/messages/count_tokens`: Anthropic's token counter, answered by an Anthropic-format
 //! upstream that serves the model (see `switchyard_actors::orchestrator::count_tokens`).
 
-use super::admission::{PublicState, admit, read_body};
+use super::admission::{PublicState, admit, forwarded_headers, read_body};
 use super::errors::{error_response, failure_response};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 use switchyard_actors::orchestrator::{CountTokens, count_tokens as count};
 use switchyard_formats::dialect::Dialect;
-use switchyard_upstream::FORWARDED_CLIENT_HEADERS;
 
 /// Handles one count request.
 pub async fn count_tokens(
@@ -51,14 +50,7 @@ pub async fn count_tokens(
     if !body.get("messages").is_some_and(Value::is_array) {
         return invalid("messages: is required and must be an array");
     }
-    let client_headers = FORWARDED_CLIENT_HEADERS
-        .iter()
-        .flat_map(|name| {
-            req.headers()
-                .get_all(*name)
-                .filter_map(|v| Some(((*name).to_owned(), v.to_str().ok()?.to_owned())))
-        })
-        .collect();
+    let client_headers = forwarded_headers(&req);
     let request = CountTokens {
         model,
         body,

@@ -2,7 +2,7 @@
 //! the caller's dialect, hand it to a per-request Orchestrator started on this worker's own
 //! Arbiter, and turn its settlement into the response — errors in the caller's envelope.
 
-use super::admission::{Caller, PublicState, admit, read_body};
+use super::admission::{Caller, PublicState, admit, forwarded_headers, read_body};
 use super::errors::{Reply, error_response, failure_response};
 use super::json_array::JsonArrayFraming;
 use actix::Actor;
@@ -20,7 +20,6 @@ use switchyard_core::ApiFormat;
 use switchyard_formats::dialect::{ClientRequest, Dialect, RequestError};
 use switchyard_formats::envelope::GatewayError;
 use switchyard_formats::{anthropic, gemini, openai};
-use switchyard_upstream::FORWARDED_CLIENT_HEADERS;
 
 /// Header that lets a client require (`cap`) or refuse (`-cap`) capabilities; read
 /// case-insensitively (fix of the reference's §11.1 #13).
@@ -157,15 +156,7 @@ pub async fn serve(
         state
             .affinity
             .key_for(dialect, &req, &request.body, &caller.key.id);
-    // Only the headers that may be forwarded upstream are copied out of the request.
-    let client_headers: Vec<(String, String)> = FORWARDED_CLIENT_HEADERS
-        .iter()
-        .flat_map(|name| {
-            req.headers()
-                .get_all(*name)
-                .filter_map(|v| Some(((*name).to_owned(), v.to_str().ok()?.to_owned())))
-        })
-        .collect();
+    let client_headers = forwarded_headers(&req);
     let context = RequestContext {
         system: state.system.clone(),
         request_id: request_id.clone(),
