@@ -18,6 +18,9 @@
 //!   issuer's (written for a Gemini client as base64 of the marked form, which the SDK's bytes
 //!   field accepts), kept as written; Gemini's own are read in base64's standard alphabet (the SDK
 //!   writes back URL-safe, `-_`, what it received standard, `+/`; Gemini accepts both).
+//! - Gemini 3 and later refuse a model turn whose first function call has no thought signature;
+//!   a call converted from another model's answer has none, so for those models (by upstream
+//!   name) it carries Google's documented placeholder `skip_thought_signature_validator`.
 //! - `tools[].functionDeclarations[]` ↔ tools. Decoded `parameters` (Gemini's OpenAPI subset) get
 //!   their `type` names lower-cased so they are JSON Schema; `parametersJsonSchema` is taken as
 //!   is; a function without either gets the empty object schema. The encoder always sends
@@ -561,6 +564,36 @@ fn decode_part(
     Ok(())
 }
 
+/// The placeholder Google documents for function calls Gemini did not produce itself (history
+/// from another model): it tells a model that validates call signatures to skip the check.
+const SKIP_SIGNATURE_VALIDATION: &str = "skip_thought_signature_validator";
+
+/// Gemini 3 and later refuse a model turn whose function call lacks its thought signature
+/// (400 "Function call … is missing a thought_signature"); earlier models do not check.
+fn validates_call_signatures(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    name.strip_prefix("gemini-")
+        .and_then(|rest| {
+            let major: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            major.parse::<u32>().ok()
+        })
+        .is_some_and(|major| major >= 3)
+}
+
+/// The first function call of a model turn must carry a signature (the later ones of the same
+/// turn need none): a call converted from another dialect has none, so it gets the placeholder.
+fn vouch_for_unsigned_calls(parts: &mut [Value]) {
+    if let Some(first_call) = parts.iter_mut().find(|p| p.get("functionCall").is_some())
+        && let Some(part) = first_call.as_object_mut()
+        && !part.contains_key("thoughtSignature")
+    {
+        part.insert(
+            "thoughtSignature".into(),
+            Value::String(SKIP_SIGNATURE_VALIDATION.into()),
+        );
+    }
+}
+
 /// A signature read from a client or from Gemini: its issuer (see [`crate::signature`]) and the
 /// signature, in base64's standard alphabet when Gemini issued it.
 fn read_signature(raw: &str) -> (Option<Dialect>, String) {
@@ -985,7 +1018,7 @@ fn check_safety_settings(value: &Value) -> Result<(), Unsupported> {
 ///
 /// # Errors
 /// [`Unsupported`] for what Gemini cannot express (see the module documentation).
-pub fn encode_request(req: &ir::Request, _model: &str) -> Result<Map<String, Value>, Unsupported> {
+pub fn encode_request(req: &ir::Request, model: &str) -> Result<Map<String, Value>, Unsupported> {
     // Gemini may answer with several calls and cannot be told not to; a request that calls no
     // tool keeps the promise anyway.
     if req.parallel_tool_calls == Some(false)
@@ -1018,6 +1051,10 @@ pub fn encode_request(req: &ir::Request, _model: &str) -> Result<Map<String, Val
             Role::User => "user",
             Role::Assistant => "model",
         };
+        let mut parts = parts;
+        if message.role == Role::Assistant && validates_call_signatures(model) {
+            vouch_for_unsigned_calls(&mut parts);
+        }
         contents.push(json!({"role": role, "parts": parts}));
     }
     body.insert("contents".into(), Value::Array(contents));
@@ -1701,6 +1738,44 @@ impl StreamEncoder {
 mod tests {
     use super::*;
     use crate::test_support::{frame_events, object as body, sse_events};
+
+    #[test]
+    fn calls_from_other_models_carry_the_skip_placeholder_for_gemini_3_and_later() {
+        let req = ir::Request {
+            messages: vec![
+                Message::user(vec![Part::text("Weather in Paris and Rome?")]),
+                Message::assistant(vec![
+                    Part::tool_call("call_1", "get_weather", json!({"city": "Paris"})),
+                    Part::tool_call("call_2", "get_weather", json!({"city": "Rome"})),
+                ]),
+                Message::user(vec![
+                    Part::tool_result("call_1", vec![Part::text("Sunny")], false),
+                    Part::tool_result("call_2", vec![Part::text("Rain")], false),
+                ]),
+            ],
+            ..ir::Request::default()
+        };
+        let signatures = |model: &str| -> Vec<Option<String>> {
+            let body = encode_request(&req, model).expect("encodes");
+            body["contents"][1]["parts"]
+                .as_array()
+                .expect("parts")
+                .iter()
+                .map(|p| p["thoughtSignature"].as_str().map(str::to_owned))
+                .collect()
+        };
+        // Only the first call of the turn needs one.
+        assert_eq!(
+            signatures("gemini-3-pro-preview"),
+            [Some(SKIP_SIGNATURE_VALIDATION.to_owned()), None]
+        );
+        assert_eq!(
+            signatures("models/gemini-3.1-flash"),
+            [Some(SKIP_SIGNATURE_VALIDATION.to_owned()), None]
+        );
+        assert_eq!(signatures("gemini-2.5-pro"), [None, None]);
+        assert_eq!(signatures("my-gateway-alias"), [None, None]);
+    }
 
     fn decode(value: Value) -> Result<ir::Request, Unsupported> {
         decode_request(&body(value))
