@@ -18,7 +18,7 @@ use switchyard_actors::health::messages::{HealthOf, Outcome};
 use switchyard_actors::recorder::messages::{Flush, RequestFinished, RequestOpened};
 use switchyard_actors::scheduler::messages::{KeyCooling, Resolve};
 use switchyard_actors::slots::KeySlots;
-use switchyard_actors::slots::messages::{AcquireSlot, Denied, LimitsOf};
+use switchyard_actors::slots::messages::{AcquireSlot, CancelWait, Denied, LimitsOf};
 use switchyard_core::ApiFormat;
 use switchyard_core::SecretString;
 use switchyard_core::catalog::{
@@ -337,6 +337,97 @@ async fn slots_grant_refuse_queue_and_release_on_drop() {
         .await
         .expect("answered");
     assert!(matches!(late, Err(Denied::KeyFull { .. })), "{late:?}");
+    system.stop();
+    db.finish().await;
+}
+
+/// Polls `check` every 5 ms for up to 3 s.
+async fn within<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_cancelled_wait_leaves_the_line_or_gives_back_the_slot_it_was_granted() {
+    let (system, db) = system(1).await;
+    let slots = system.slots.pick("k-primary").clone();
+    let waiting = |slots: &switchyard_actors::handle::Handle<KeySlots>| {
+        let slots = slots.clone();
+        async move {
+            slots
+                .ask(
+                    LimitsOf {
+                        key_id: Some("k-primary".into()),
+                    },
+                    ASK,
+                )
+                .await
+                .expect("answered")
+                .first()
+                .map_or(0, |l| l.waiting)
+        }
+    };
+    let in_flight = || {
+        let state = system.state.clone();
+        async move { state.in_flight("k-primary").await.expect("counted") }
+    };
+    let cancel = |lease: &str| CancelWait {
+        key_id: "k-primary".into(),
+        endpoint_id: "e-primary".into(),
+        lease_id: lease.into(),
+    };
+    let first = acquire("a", 1, None);
+    let granted = slots
+        .ask(first.clone(), ASK)
+        .await
+        .expect("answered")
+        .expect("granted");
+    let lease = KeySlots::lease(&slots, &first, granted);
+
+    // Still in line: the requester leaves, its place goes at once.
+    let gone = {
+        let slots = slots.clone();
+        tokio::spawn(async move {
+            slots
+                .ask(acquire("b", 1, Some(Duration::from_secs(10))), ASK * 3)
+                .await
+        })
+    };
+    within("b never queued", || async { waiting(&slots).await == 1 }).await;
+    gone.abort();
+    slots.tell(cancel("b"));
+    within("b kept its place", || async { waiting(&slots).await == 0 }).await;
+
+    // Granted while its requester was leaving: the slot comes straight back.
+    let gone = {
+        let slots = slots.clone();
+        tokio::spawn(async move {
+            slots
+                .ask(acquire("c", 1, Some(Duration::from_secs(10))), ASK * 3)
+                .await
+        })
+    };
+    within("c never queued", || async { waiting(&slots).await == 1 }).await;
+    gone.abort();
+    drop(lease);
+    // The grant to nobody holds the slot…
+    within("c was never granted", || async {
+        waiting(&slots).await == 0 && in_flight().await == 1
+    })
+    .await;
+    // …until the cancellation arrives.
+    slots.tell(cancel("c"));
+    within("the slot granted to c was never given back", || async {
+        in_flight().await == 0
+    })
+    .await;
     system.stop();
     db.finish().await;
 }
