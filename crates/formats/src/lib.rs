@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod error_body;
 pub mod gemini;
 pub mod ir;
+mod json_field;
 pub mod openai;
 pub mod signature;
 pub mod sse;

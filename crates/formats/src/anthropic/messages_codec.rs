@@ -66,6 +66,9 @@
 //! dispatches on it), and puts the final usage — input and cache counts included, since usage
 //! from other dialects arrives at the end — in `message_delta`.
 
+use crate::json_field::{
+    boolean as as_bool, number as as_f64, object as as_object, unsigned as as_u64,
+};
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -1318,12 +1321,6 @@ fn string_or_empty(value: Option<&Value>) -> String {
     value.and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
-fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Unsupported> {
-    value
-        .as_object()
-        .ok_or_else(|| Unsupported::new(format!("{path} (not an object)")))
-}
-
 fn str_field<'a>(
     object: &'a Map<String, Value>,
     key: &str,
@@ -1333,24 +1330,6 @@ fn str_field<'a>(
         .get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| Unsupported::new(format!("{path}.{key} (not a string)")))
-}
-
-fn as_u64(value: &Value, path: &str) -> Result<u64, Unsupported> {
-    value
-        .as_u64()
-        .ok_or_else(|| Unsupported::new(format!("{path} (not a non-negative integer)")))
-}
-
-fn as_f64(value: &Value, path: &str) -> Result<f64, Unsupported> {
-    value
-        .as_f64()
-        .ok_or_else(|| Unsupported::new(format!("{path} (not a number)")))
-}
-
-fn as_bool(value: &Value, path: &str) -> Result<bool, Unsupported> {
-    value
-        .as_bool()
-        .ok_or_else(|| Unsupported::new(format!("{path} (not a boolean)")))
 }
 
 fn as_strings(value: &Value, path: &str) -> Result<Vec<String>, Unsupported> {

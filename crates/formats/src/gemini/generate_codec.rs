@@ -117,6 +117,7 @@
 //! Decoding reads field names in Gemini's JSON spelling (`inlineData`) and in their proto
 //! spelling (`inline_data`), as Google's API accepts both; encoding writes the JSON spelling.
 
+use crate::json_field::{array, boolean, number, object, string};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use std::borrow::Cow;
@@ -209,31 +210,6 @@ fn join(path: &str, key: &str) -> String {
 
 fn malformed(path: &str, expected: &str) -> Unsupported {
     Unsupported::new(format!("{path} (not {expected})"))
-}
-
-fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Object, Unsupported> {
-    value
-        .as_object()
-        .ok_or_else(|| malformed(path, "an object"))
-}
-
-fn array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], Unsupported> {
-    value
-        .as_array()
-        .map(Vec::as_slice)
-        .ok_or_else(|| malformed(path, "an array"))
-}
-
-fn string<'a>(value: &'a Value, path: &str) -> Result<&'a str, Unsupported> {
-    value.as_str().ok_or_else(|| malformed(path, "a string"))
-}
-
-fn boolean(value: &Value, path: &str) -> Result<bool, Unsupported> {
-    value.as_bool().ok_or_else(|| malformed(path, "a boolean"))
-}
-
-fn number(value: &Value, path: &str) -> Result<f64, Unsupported> {
-    value.as_f64().ok_or_else(|| malformed(path, "a number"))
 }
 
 /// An integer, also written as `40.0` (proto JSON allows it).

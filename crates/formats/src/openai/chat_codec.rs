@@ -57,6 +57,7 @@
 //!   stream that starts without [`Delta::Start`] is given the id `chatcmpl-gw` and model
 //!   `unknown`; a streamed tool call without an id is given `call_gw_<n>`.
 
+use crate::json_field::{array as as_array, object as as_object, string as as_str};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
@@ -92,25 +93,6 @@ fn refuse<T>(what: impl Into<String>) -> Result<T, Unsupported> {
 /// The value of `key`, `None` when absent or `null` (OpenAI's "or null").
 fn present<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
     object.get(key).filter(|value| !value.is_null())
-}
-
-fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Object, Unsupported> {
-    value
-        .as_object()
-        .ok_or_else(|| Unsupported::new(format!("{path} (not an object)")))
-}
-
-fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], Unsupported> {
-    value
-        .as_array()
-        .map(Vec::as_slice)
-        .ok_or_else(|| Unsupported::new(format!("{path} (not an array)")))
-}
-
-fn as_str<'a>(value: &'a Value, path: &str) -> Result<&'a str, Unsupported> {
-    value
-        .as_str()
-        .ok_or_else(|| Unsupported::new(format!("{path} (not a string)")))
 }
 
 /// A required, non-null string field.

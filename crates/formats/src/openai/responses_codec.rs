@@ -67,6 +67,7 @@
 //! `error` events produce no delta: the relay classifies them with
 //! [`crate::openai::responses::classify_stream_event`].
 
+use crate::json_field::{boolean as flag, number, object, string, unsigned as count};
 use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
@@ -636,12 +637,6 @@ fn check_include(value: &Value) -> Result<(), Unsupported> {
     Ok(())
 }
 
-fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Unsupported> {
-    value
-        .as_object()
-        .ok_or_else(|| Unsupported::new(format!("{path} (not an object)")))
-}
-
 /// Refuses the first non-null field that is not in `known`: an unknown field may change the
 /// answer.
 fn known_keys(path: &str, object: &Map<String, Value>, known: &[&str]) -> Result<(), Unsupported> {
@@ -663,30 +658,6 @@ fn required_str<'a>(
         .get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| Unsupported::new(format!("{path}.{key} (missing or not a string)")))
-}
-
-fn string<'a>(value: &'a Value, key: &str) -> Result<&'a str, Unsupported> {
-    value
-        .as_str()
-        .ok_or_else(|| Unsupported::new(format!("{key} (not a string)")))
-}
-
-fn count(value: &Value, key: &str) -> Result<u64, Unsupported> {
-    value
-        .as_u64()
-        .ok_or_else(|| Unsupported::new(format!("{key} (not a non-negative integer)")))
-}
-
-fn number(value: &Value, key: &str) -> Result<f64, Unsupported> {
-    value
-        .as_f64()
-        .ok_or_else(|| Unsupported::new(format!("{key} (not a number)")))
-}
-
-fn flag(value: &Value, key: &str) -> Result<bool, Unsupported> {
-    value
-        .as_bool()
-        .ok_or_else(|| Unsupported::new(format!("{key} (not a boolean)")))
 }
 
 // ------------------------------------------------------------------------------------------
