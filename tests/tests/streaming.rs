@@ -79,17 +79,44 @@ fn assert_usage(t: &Value, status: &str, code: u16, usage: &Value) {
     );
 }
 
-#[tokio::test]
-async fn a_stream_is_relayed_whole_and_its_usage_recorded_whether_or_not_the_client_asked() {
+/// A gateway with one provider (one key, `secret("only", case)`) on its own mock, serving
+/// `gpt-test`.
+struct One {
+    gw: Gateway,
+    _db: switchyard_tests::db::TestDb,
+    mock: Mock,
+    k: String,
+    s: switchyard_tests::Setup,
+}
+
+async fn one_provider(case: &str) -> One {
     let (gw, _db) = sqlite_gateway(&[]).await;
     let mock = Mock::start("upstream");
-    let k = secret("only", "ok");
+    let k = secret("only", case);
     let s = setup(
         &gw,
         "gpt-test",
         &[ProviderSpec::new("only", 1, mock.url()).key(KeySpec::new("only", &k))],
     )
     .await;
+    One {
+        gw,
+        _db,
+        mock,
+        k,
+        s,
+    }
+}
+
+#[tokio::test]
+async fn a_stream_is_relayed_whole_and_its_usage_recorded_whether_or_not_the_client_asked() {
+    let One {
+        gw,
+        _db,
+        mock,
+        k,
+        s,
+    } = one_provider("ok").await;
     let (reply, usage, upstream_events) = direct(&mock, "gpt-test").await;
     assert!(
         usage["prompt_tokens"].as_u64().is_some_and(|n| n > 0),
@@ -345,15 +372,13 @@ async fn a_stream_broken_after_its_first_chunk_ends_with_an_in_band_error_and_is
 
 #[tokio::test]
 async fn a_finished_stream_without_done_still_ends_with_done_and_is_completed() {
-    let (gw, _db) = sqlite_gateway(&[]).await;
-    let mock = Mock::start("upstream");
-    let k = secret("only", "no-done");
-    let s = setup(
-        &gw,
-        "gpt-test",
-        &[ProviderSpec::new("only", 1, mock.url()).key(KeySpec::new("only", &k))],
-    )
-    .await;
+    let One {
+        gw,
+        _db,
+        mock,
+        k,
+        s,
+    } = one_provider("no-done").await;
     let (reply, usage, _) = direct(&mock, "gpt-test").await;
     mock.rule(json!({"key": k, "behaviour": {"fault": "stream_no_done"}}))
         .await;
@@ -374,15 +399,13 @@ async fn a_finished_stream_without_done_still_ends_with_done_and_is_completed() 
 
 #[tokio::test]
 async fn a_client_that_leaves_mid_stream_is_recorded_499_and_every_slot_is_freed() {
-    let (gw, _db) = sqlite_gateway(&[]).await;
-    let mock = Mock::start("upstream");
-    let k = secret("only", "gone");
-    let s = setup(
-        &gw,
-        "gpt-test",
-        &[ProviderSpec::new("only", 1, mock.url()).key(KeySpec::new("only", &k))],
-    )
-    .await;
+    let One {
+        gw,
+        _db,
+        mock,
+        k,
+        s,
+    } = one_provider("gone").await;
     let key_id = s.keys["only"].clone();
     mock.rule(json!({"key": k, "behaviour": {"event_interval_ms": 400}}))
         .await;
