@@ -34,6 +34,9 @@ pub enum Success {
         body: Bytes,
         /// Usage found in it.
         usage: Option<Usage>,
+        /// The upstream's response id when it answered in the Responses dialect (a client's
+        /// next turn names it as `previous_response_id`).
+        response_id: Option<String>,
     },
     /// A stream committed at its first event.
     Stream {
@@ -291,6 +294,14 @@ async fn whole_body(
     match inspect_json_body(&bytes) {
         BodyKind::Json(value) => {
             let usage = convert::usage_from_response(dialects.upstream, &value);
+            let response_id = (dialects.upstream == Dialect::Responses)
+                .then(|| {
+                    value
+                        .get("id")
+                        .and_then(|id| id.as_str())
+                        .map(str::to_owned)
+                })
+                .flatten();
             let body = if dialects.upstream == dialects.client {
                 bytes
             } else {
@@ -314,7 +325,11 @@ async fn whole_body(
             };
             Attempt {
                 outcome: UpstreamOutcome::Success,
-                success: Some(Success::Json { usage, body }),
+                success: Some(Success::Json {
+                    usage,
+                    body,
+                    response_id,
+                }),
                 status: Some(status),
                 detail: None,
             }

@@ -667,12 +667,13 @@ impl Looper<'_> {
     ) -> Step {
         let system = &self.ctx.system;
         match success {
-            Some(Success::Json { body, usage }) => {
-                if let Some(chain) = chain
-                    && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
-                    && let Some(id) = value.get("id").and_then(|id| id.as_str())
-                {
-                    chain(id);
+            Some(Success::Json {
+                body,
+                usage,
+                response_id,
+            }) => {
+                if let (Some(chain), Some(id)) = (chain, response_id) {
+                    chain(&id);
                 }
                 row.status = AttemptStatus::Success;
                 self.record.finish_with(
