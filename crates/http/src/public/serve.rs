@@ -70,7 +70,7 @@ pub async fn serve(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(200).collect());
     // An authenticated client's refused request is recorded too, with the status it received.
-    let refuse = |caller: &Caller, model: Option<&str>, mut response: HttpResponse, why: &str| {
+    let refuse = |caller: &Caller, model: Option<&str>, response: HttpResponse, why: &str| {
         state.system.record_refusal(
             &request_id,
             client_request_id.clone(),
@@ -80,28 +80,15 @@ pub async fn serve(
             response.status().as_u16(),
             why,
         );
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static("x-request-id"), value);
-        }
-        response
+        with_request_id(response, &request_id)
     };
     let caller = match admit(&state, &req, dialect) {
         Ok(caller) => caller,
         Err(refused) => {
             return match &refused.caller {
                 Some(caller) => refuse(caller, None, refused.response, "quota or balance used up"),
-                None => {
-                    // Not recorded (nobody to attribute it to), but still traceable in logs.
-                    let mut response = refused.response;
-                    if let Ok(value) = HeaderValue::from_str(&request_id) {
-                        response
-                            .headers_mut()
-                            .insert(HeaderName::from_static("x-request-id"), value);
-                    }
-                    response
-                }
+                // Not recorded (nobody to attribute it to), but still traceable in logs.
+                None => with_request_id(refused.response, &request_id),
             };
         }
     };
@@ -217,6 +204,16 @@ pub async fn serve(
             }),
         Err(failure) => failure_response(dialect, &failure, Some(&request_id)),
     }
+}
+
+/// The response with the request's id in `x-request-id`.
+fn with_request_id(mut response: HttpResponse, request_id: &str) -> HttpResponse {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    response
 }
 
 /// Capability requirements: the user's per-model settings, then the key's forced ones, then
