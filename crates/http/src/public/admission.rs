@@ -172,6 +172,23 @@ pub fn admit(state: &PublicState, req: &HttpRequest, dialect: Dialect) -> Result
     Ok(Caller { key, user })
 }
 
+/// Authenticates without the quota check, for calls that cost nothing (model lists, token
+/// counts): a used-up quota does not stop them.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the finished response, built once per refused request"
+)]
+pub fn authenticate(
+    state: &PublicState,
+    req: &HttpRequest,
+    dialect: Dialect,
+) -> Result<Caller, HttpResponse> {
+    match admit(state, req, dialect) {
+        Ok(caller) => Ok(caller),
+        Err(refused) => refused.caller.ok_or(refused.response),
+    }
+}
+
 /// The client headers that may be forwarded upstream (they select API behaviour, such as
 /// `anthropic-version`), copied out of the request; the upstream builder filters them again.
 pub fn forwarded_headers(req: &HttpRequest) -> Vec<(String, String)> {

@@ -1,7 +1,7 @@
 //! `POST /v1/messages/count_tokens`: Anthropic's token counter, answered by an Anthropic-format
 //! upstream that serves the model (see `switchyard_actors::orchestrator::count_tokens`).
 
-use super::admission::{PublicState, admit, forwarded_headers, read_body};
+use super::admission::{PublicState, authenticate, forwarded_headers, read_body};
 use super::errors::{error_response, failure_response};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
@@ -15,13 +15,9 @@ pub async fn count_tokens(
     state: web::Data<PublicState>,
 ) -> HttpResponse {
     let dialect = Dialect::Messages;
-    let caller = match admit(&state, &req, dialect) {
+    let caller = match authenticate(&state, &req, dialect) {
         Ok(caller) => caller,
-        // Counting costs nothing: a used-up quota does not stop it.
-        Err(refused) => match refused.caller {
-            Some(caller) => caller,
-            None => return refused.response,
-        },
+        Err(response) => return response,
     };
     let body = match read_body(payload, state.max_body_bytes, dialect).await {
         Ok(body) => body,

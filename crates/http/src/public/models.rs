@@ -3,7 +3,7 @@
 //! Gemini clients (`x-goog-api-key` or `?key=`) and OpenAI clients (the
 //! rest); `/v1beta/models` is Gemini's.
 
-use super::admission::{Caller, PublicState, admit};
+use super::admission::{Caller, PublicState, authenticate};
 use super::errors::error_response;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -37,14 +37,7 @@ fn visible(
     req: &HttpRequest,
     dialect: Dialect,
 ) -> Result<Vec<Arc<GlobalModel>>, HttpResponse> {
-    // Listing is free: a used-up quota does not hide the catalog.
-    let Caller { key, user } = match admit(state, req, dialect) {
-        Ok(caller) => caller,
-        Err(refused) => match refused.caller {
-            Some(caller) => caller,
-            None => return Err(refused.response),
-        },
-    };
+    let Caller { key, user } = authenticate(state, req, dialect)?;
     let catalog = state.catalog.current();
     Ok(visible_models(&catalog, &key, &user))
 }
