@@ -324,6 +324,18 @@ mod tests {
             body,
             json!({"model": "claude-x", "max_tokens": 5, "messages": []})
         );
+        // Streams are not touched (Anthropic always reports usage); a missing model is added.
+        let mut streamed = request(
+            Dialect::Messages,
+            json!({"model": "a", "max_tokens": 5, "messages": [{"role": "user"}], "stream": true}),
+        );
+        streamed.stream = true;
+        assert_eq!(
+            json_of(&native_body(&streamed, "b")),
+            json!({"model": "b", "max_tokens": 5, "messages": [{"role": "user"}], "stream": true})
+        );
+        let bare = request(Dialect::Messages, json!({}));
+        assert_eq!(json_of(&native_body(&bare, "b")), json!({"model": "b"}));
         let gemini = request(Dialect::Gemini, json!({"contents": []}));
         let body: Value = serde_json::from_slice(&native_body(&gemini, "gemini-x")).expect("json");
         assert_eq!(body, json!({"contents": []}));

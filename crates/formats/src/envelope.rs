@@ -175,4 +175,27 @@ mod tests {
         assert_eq!(name, None);
         assert_eq!(data["error"]["status"], "RESOURCE_EXHAUSTED");
     }
+
+    #[test]
+    fn each_dialect_reads_its_own_stream_error_back_as_an_error() {
+        let broken = GatewayError {
+            status: 502,
+            message: "line one\nline two",
+            ..LIMITED
+        };
+        for dialect in Dialect::ALL {
+            let bytes = stream_error_event(dialect, &broken);
+            // One event: the newline in the message is escaped by JSON, not a new `data:` line.
+            let text = std::str::from_utf8(&bytes).expect("UTF-8");
+            assert_eq!(text.matches("data: ").count(), 1, "{dialect}: {text}");
+            let events = SseParser::new().push(&bytes);
+            assert_eq!(events.len(), 1, "{dialect}");
+            match crate::convert::classify_stream_event(dialect, &events[0]) {
+                crate::StreamEvent::Error(body) => {
+                    assert_eq!(body.message, "line one\nline two", "{dialect}");
+                }
+                other => panic!("{dialect}: expected an error, got {other:?}"),
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! The Anthropic Messages front door (`POST /v1/messages`): request validation, the body sent
-//! upstream, usage extraction, stream-event classification and Anthropic-shaped error output.
+//! The Anthropic Messages front door (`POST /v1/messages`): request validation, usage extraction
+//! and stream-event classification. The body sent upstream and error output are shared by every
+//! dialect (`crate::convert`, `crate::envelope`).
 //!
 //! Invariants:
 //! - The client's body is kept whole and forwarded untouched except for `model` (the upstream's
@@ -17,15 +18,13 @@
 //!   falling back to the `event:` name; unknown types are ordinary chunks, so new event kinds
 //!   do not break a stream.
 
-use bytes::Bytes;
-use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::body::is_error_object;
 use crate::dialect::{ClientRequest, Dialect, token_count};
 pub use crate::dialect::{RequestError, StreamEvent};
 use crate::error_body::{error_body_from_json, parse_error_body};
-use crate::sse::{self, SseEvent};
+use crate::sse::SseEvent;
 use crate::usage::Usage;
 use crate::validate::{json_object, messages_with_roles, optional_bool, required_string};
 
@@ -63,47 +62,6 @@ pub fn parse_request(raw: &[u8]) -> Result<MessagesRequest, RequestError> {
         include_usage: false,
         body,
     })
-}
-
-/// The body to send upstream: the client's body with `model` replaced by `upstream_model`.
-///
-/// Serialised straight from the borrowed request into one buffer: the client's body is neither
-/// cloned nor re-parsed, whatever its size (image-heavy conversations are megabytes).
-#[must_use]
-#[expect(
-    clippy::expect_used,
-    reason = "serialising serde_json values, whose map keys are strings, into a Vec cannot fail"
-)]
-pub fn upstream_body(req: &MessagesRequest, upstream_model: &str) -> Bytes {
-    let body = UpstreamBody {
-        body: &req.body,
-        model: upstream_model,
-    };
-    Bytes::from(serde_json::to_vec(&body).expect("JSON values always serialise"))
-}
-
-/// The client's body as seen through the gateway's one override.
-struct UpstreamBody<'a> {
-    body: &'a Map<String, Value>,
-    model: &'a str,
-}
-
-impl Serialize for UpstreamBody<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let add_model = !self.body.contains_key("model");
-        let mut map = serializer.serialize_map(Some(self.body.len() + usize::from(add_model)))?;
-        for (key, value) in self.body {
-            if key == "model" {
-                map.serialize_entry(key, self.model)?;
-            } else {
-                map.serialize_entry(key, value)?;
-            }
-        }
-        if add_model {
-            map.serialize_entry("model", self.model)?;
-        }
-        map.end()
-    }
 }
 
 /// Extracts normalised usage from a Messages response (its `usage` object). Also fits the
@@ -240,34 +198,12 @@ fn chunk(usage: Option<Usage>, finished: bool, content: bool) -> StreamEvent {
     }
 }
 
-/// An Anthropic error envelope: `{"type":"error","error":{"type","message"}}`.
-#[must_use]
-pub fn error_envelope(message: &str, error_type: &str) -> Value {
-    json!({
-        "type": "error",
-        "error": {
-            "type": error_type,
-            "message": message,
-        }
-    })
-}
-
-/// An in-band stream error in Anthropic's dialect: `event: error`, the envelope as data, and the
-/// blank line. The `event:` line is required: the Anthropic SDKs dispatch on it and raise only
-/// for `error`.
-#[must_use]
-pub fn stream_error_event(message: &str, error_type: &str) -> Bytes {
-    sse::encode(
-        Some("error"),
-        &error_envelope(message, error_type).to_string(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sse::SseParser;
     use crate::test_support::{data_event, err, rejection};
+    use serde_json::json;
 
     fn request_error(raw: &str) -> (String, String) {
         rejection(parse_request(raw.as_bytes()))
@@ -390,41 +326,6 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(request_error(raw), expected, "{raw}");
         }
-    }
-
-    fn upstream(raw: &str, model: &str) -> Value {
-        let req = parse_request(raw.as_bytes()).expect("valid");
-        serde_json::from_slice(&upstream_body(&req, model)).expect("upstream body is JSON")
-    }
-
-    #[test]
-    fn upstream_body_replaces_model_and_keeps_everything_else() {
-        let sent = upstream(VALID, "claude-sonnet-4-5-20250929");
-        let mut expected: Value = serde_json::from_str(VALID).expect("valid");
-        expected["model"] = json!("claude-sonnet-4-5-20250929");
-        assert_eq!(sent, expected);
-        // Streams are not touched: Anthropic always reports usage.
-        let sent = upstream(
-            r#"{"model":"a","max_tokens":5,"messages":[{"role":"user"}],"stream":true}"#,
-            "b",
-        );
-        assert_eq!(
-            sent,
-            json!({"model": "b", "max_tokens": 5, "messages": [{"role": "user"}], "stream": true})
-        );
-    }
-
-    #[test]
-    fn upstream_body_adds_model_to_a_hand_built_request() {
-        let req = MessagesRequest {
-            dialect: Dialect::Messages,
-            model: "a".into(),
-            stream: false,
-            include_usage: false,
-            body: Map::new(),
-        };
-        let sent: Value = serde_json::from_slice(&upstream_body(&req, "b")).expect("JSON");
-        assert_eq!(sent, json!({"model": "b"}));
     }
 
     #[test]
@@ -735,26 +636,6 @@ mod tests {
                 StreamEvent::Malformed,
                 "{bad}"
             );
-        }
-    }
-
-    #[test]
-    fn error_output_shapes() {
-        assert_eq!(
-            error_envelope("no healthy upstream", "api_error"),
-            json!({"type": "error", "error": {"type": "api_error", "message": "no healthy upstream"}})
-        );
-        let bytes = stream_error_event("line one\nline two", "overloaded_error");
-        let text = std::str::from_utf8(&bytes).expect("UTF-8");
-        assert!(text.starts_with("event: error\ndata: {"), "{text}");
-        let events = SseParser::default().push(&bytes);
-        assert_eq!(events.len(), 1);
-        match classify_stream_event(&events[0]) {
-            StreamEvent::Error(body) => {
-                assert_eq!(body.message, "line one\nline two");
-                assert_eq!(body.error_type.as_deref(), Some("overloaded_error"));
-            }
-            other => panic!("expected Error, got {other:?}"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The Google Gemini front door (`models/{model}:generateContent` and
 //! `:streamGenerateContent?alt=sse`): path parsing, request validation, usage extraction,
-//! stream-event classification and Gemini-shaped error output.
+//! stream-event classification (error output: `crate::envelope`).
 //!
 //! Invariants:
 //! - The model and the streaming flag come from the URL path (`models/{model}:{action}`), never
@@ -17,12 +17,11 @@
 //! - A Gemini stream has no terminator event: the end of the answer is a candidate's
 //!   `finishReason`, so [`classify_stream_event`] never returns [`StreamEvent::Done`].
 
-use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::dialect::{ClientRequest, Dialect, token_count, untyped_event_object};
 pub use crate::dialect::{RequestError, StreamEvent};
-use crate::sse::{self, SseEvent};
+use crate::sse::SseEvent;
 use crate::usage::Usage;
 use crate::validate::{json_object, required_array};
 
@@ -231,26 +230,6 @@ fn part_carries_something(part: &Value) -> bool {
             Value::Bool(_) | Value::Number(_) => true,
         })
     })
-}
-
-/// A Gemini error envelope: `{"error":{"code","message","status"}}`, as Google APIs send it
-/// (`code` is the HTTP status, `status` the canonical code name such as `INVALID_ARGUMENT`).
-#[must_use]
-pub fn error_envelope(code: u16, message: &str, status: &str) -> Value {
-    json!({
-        "error": {
-            "code": code,
-            "message": message,
-            "status": status,
-        }
-    })
-}
-
-/// An in-band stream error in Gemini's dialect: `data: {"error":{…}}` and the blank line, with
-/// no `event:` line (the google-genai SDK parses every line after `data: ` as JSON).
-#[must_use]
-pub fn stream_error_event(code: u16, message: &str, status: &str) -> Bytes {
-    sse::encode(None, &error_envelope(code, message, status).to_string())
 }
 
 /// The `usageMetadata` object that reports `usage` to a Gemini client: the inverse of
@@ -668,37 +647,6 @@ mod tests {
                 StreamEvent::Malformed,
                 "{bad}"
             );
-        }
-    }
-
-    #[test]
-    fn error_output_shapes() {
-        assert_eq!(
-            error_envelope(
-                429,
-                "Resource has been exhausted (e.g. check quota).",
-                "RESOURCE_EXHAUSTED"
-            ),
-            json!({"error": {"code": 429,
-                "message": "Resource has been exhausted (e.g. check quota).",
-                "status": "RESOURCE_EXHAUSTED"}})
-        );
-        let bytes = stream_error_event(500, "line one\nline two", "INTERNAL");
-        // One `data:` line (the newline in the message is escaped by JSON) and the blank line.
-        let text = std::str::from_utf8(&bytes).expect("UTF-8");
-        let json = text
-            .strip_prefix("data: ")
-            .and_then(|rest| rest.strip_suffix("\n\n"))
-            .expect("data: …\\n\\n");
-        assert!(!json.contains('\n'));
-        let events = SseParser::default().push(&bytes);
-        assert_eq!(events.len(), 1);
-        match classify_stream_event(&events[0]) {
-            StreamEvent::Error(body) => {
-                assert_eq!(body.message, "line one\nline two");
-                assert_eq!(body.error_type.as_deref(), Some("INTERNAL"));
-            }
-            other => panic!("expected Error, got {other:?}"),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The OpenAI Chat Completions front door: request validation, the body sent upstream, usage
-//! extraction, stream-event classification and OpenAI-shaped error output.
+//! extraction and stream-event classification (error output: `crate::envelope`).
 //!
 //! Invariants:
 //! - The client's body is kept whole and forwarded untouched except for the two fields the
@@ -14,11 +14,11 @@
 
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::dialect::{ClientRequest, Dialect, token_count, untyped_event_object};
 pub use crate::dialect::{RequestError, StreamEvent};
-use crate::sse::{self, SseEvent};
+use crate::sse::SseEvent;
 use crate::usage::Usage;
 use crate::validate::{json_object, messages_with_roles, optional_bool, required_string};
 
@@ -217,26 +217,6 @@ fn carries_something(value: &Value) -> bool {
     }
 }
 
-/// An OpenAI error envelope: `{"error":{"message","type","param":null,"code"}}`.
-#[must_use]
-pub fn error_envelope(message: &str, error_type: &str, code: Option<&str>) -> Value {
-    json!({
-        "error": {
-            "message": message,
-            "type": error_type,
-            "param": null,
-            "code": code,
-        }
-    })
-}
-
-/// An in-band stream error in OpenAI's dialect: `data: {"error":{…}}` and the blank line. It
-/// has no `event:` line because OpenAI clients only read `data:`.
-#[must_use]
-pub fn stream_error_event(message: &str, error_type: &str, code: Option<&str>) -> Bytes {
-    sse::encode(None, &error_envelope(message, error_type, code).to_string())
-}
-
 /// The stream terminator, `data: [DONE]` and the blank line.
 #[must_use]
 pub fn done_event() -> Bytes {
@@ -248,6 +228,7 @@ mod tests {
     use super::*;
     use crate::sse::SseParser;
     use crate::test_support::{data_event, err, rejection};
+    use serde_json::json;
 
     fn request_error(raw: &str) -> (String, String) {
         rejection(parse_request(raw.as_bytes()))
@@ -599,36 +580,7 @@ mod tests {
     }
 
     #[test]
-    fn error_output_shapes() {
-        assert_eq!(
-            error_envelope("no healthy upstream", "server_error", Some("no_candidates")),
-            json!({"error": {"message": "no healthy upstream", "type": "server_error",
-                "param": null, "code": "no_candidates"}})
-        );
-        assert_eq!(
-            error_envelope("x", "t", None),
-            json!({"error": {"message": "x", "type": "t", "param": null, "code": null}})
-        );
-        let bytes = stream_error_event("line one\nline two", "server_error", None);
-        // One `data:` line (the newline in the message is escaped by JSON) and the blank line;
-        // no `event:` line, which OpenAI clients would not read.
-        let text = std::str::from_utf8(&bytes).expect("UTF-8");
-        let json = text
-            .strip_prefix("data: ")
-            .and_then(|rest| rest.strip_suffix("\n\n"))
-            .expect("data: …\\n\\n");
-        assert!(!json.contains('\n'));
-        assert_eq!(
-            serde_json::from_str::<Value>(json).expect("JSON"),
-            error_envelope("line one\nline two", "server_error", None)
-        );
-        let mut parser = SseParser::default();
-        let events = parser.push(&bytes);
-        assert_eq!(events.len(), 1);
-        match classify_stream_event(&events[0]) {
-            StreamEvent::Error(body) => assert_eq!(body.message, "line one\nline two"),
-            other => panic!("expected Error, got {other:?}"),
-        }
+    fn the_terminator_is_data_done_and_classified_as_the_end() {
         assert_eq!(&done_event()[..], b"data: [DONE]\n\n");
         assert_eq!(
             classify_stream_event(&SseParser::default().push(&done_event())[0]),

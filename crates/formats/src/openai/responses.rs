@@ -17,14 +17,13 @@
 //!   `response.incomplete` (a legitimate end, e.g. `max_output_tokens`), both carrying the
 //!   whole response and its usage; `response.failed` and `error` are in-band errors.
 
-use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::body::is_error_object;
 use crate::dialect::{ClientRequest, Dialect, token_count};
 pub use crate::dialect::{RequestError, StreamEvent};
 use crate::error_body::{error_body_from_json, parse_error_body};
-use crate::sse::{self, SseEvent};
+use crate::sse::SseEvent;
 use crate::usage::Usage;
 use crate::validate::{json_object, optional_bool, required_string};
 
@@ -178,26 +177,12 @@ fn carries_output(kind: &str, event: &Map<String, Value>) -> bool {
     }
 }
 
-/// An in-band stream error in the Responses dialect: `event: error` with a flat
-/// `{"type":"error","code","message","param":null,"sequence_number"}`, the shape the `openai`
-/// SDK parses (`ResponseErrorEvent`). `sequence_number` continues the stream's numbering.
-#[must_use]
-pub fn stream_error_event(message: &str, code: Option<&str>, sequence_number: u64) -> Bytes {
-    let data = json!({
-        "type": "error",
-        "code": code,
-        "message": message,
-        "param": null,
-        "sequence_number": sequence_number,
-    });
-    sse::encode(Some("error"), &data.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sse::SseParser;
     use crate::test_support::{err, rejection};
+    use serde_json::json;
 
     fn request_error(raw: &str) -> (String, String) {
         rejection(parse_request(raw.as_bytes()))
@@ -609,27 +594,6 @@ mod tests {
                 StreamEvent::Malformed,
                 "{bad}"
             );
-        }
-    }
-
-    #[test]
-    fn stream_error_event_shape() {
-        let bytes = stream_error_event("line one\nline two", Some("server_error"), 7);
-        let text = std::str::from_utf8(&bytes).expect("UTF-8");
-        assert!(text.starts_with("event: error\ndata: {"), "{text}");
-        let events = SseParser::default().push(&bytes);
-        assert_eq!(events.len(), 1);
-        assert_eq!(
-            serde_json::from_str::<Value>(&events[0].data).expect("JSON"),
-            json!({"type": "error", "code": "server_error", "message": "line one\nline two",
-                "param": null, "sequence_number": 7})
-        );
-        match classify_stream_event(&events[0]) {
-            StreamEvent::Error(body) => {
-                assert_eq!(body.message, "line one\nline two");
-                assert_eq!(body.reason.as_deref(), Some("server_error"));
-            }
-            other => panic!("expected Error, got {other:?}"),
         }
     }
 }
