@@ -6,8 +6,8 @@ use crate::config::RoutingConfig;
 use crate::handle::{Handle, Shards};
 use crate::health::{HealthCounters, HealthMonitor};
 use crate::meter::MeterRegistry;
-use crate::recorder::{Recorder, RecorderCounters};
-use crate::scheduler::{AffinityStats, Scheduler};
+use crate::recorder::{RecordMail, Recorder, RecorderCounters};
+use crate::scheduler::{AffinityStats, Scheduler, SchedulerSet};
 use crate::slots::{KeySlots, SlotCounters};
 use actix::prelude::*;
 use std::sync::Arc;
@@ -85,12 +85,16 @@ impl AffinityCounters {
 pub struct ActorSystem {
     /// Scheduler shards (by client key).
     pub scheduler: Shards<Scheduler>,
+    /// Those shards and the replicas on the HTTP workers (see [`ActorSystem::attach_worker`]).
+    pub schedulers: SchedulerSet,
     /// HealthMonitor shards (by provider key).
     pub health: Shards<HealthMonitor>,
     /// KeySlots shards (by provider key).
     pub slots: Shards<KeySlots>,
     /// Recorder shards (by request id).
     pub recorder: Shards<Recorder>,
+    /// The Recorder shards' trays, where the request path posts its records.
+    pub record_mail: RecordMail,
     /// Pooled upstream clients.
     pub clients: Arc<UpstreamClients>,
     /// Settings.
@@ -116,6 +120,16 @@ pub struct ActorSystem {
     /// Orchestrators' meter (they are per-request actors).
     pub orchestrators: crate::handle::OrchestratorMeter,
     arbiters: Arc<Vec<ArbiterHandle>>,
+    /// Tells this system's replicas from another's on the same thread (tests run several).
+    id: u64,
+}
+
+static NEXT_SYSTEM_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// The Scheduler replica of this thread, per actor system.
+    static LOCAL_SCHEDULER: std::cell::RefCell<Vec<(u64, Handle<Scheduler>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl ActorSystem {
@@ -150,13 +164,14 @@ impl ActorSystem {
                 })
                 .collect(),
         );
+        let schedulers = SchedulerSet::new(scheduler.clone());
         let circuits = Arc::new(HealthCounters::default());
         let persisted = persist.then(|| db.clone());
         let health = Shards::new(
             (0..shards)
                 .map(|i| {
                     let (schedulers, db, counters, every, breaker) = (
-                        scheduler.clone(),
+                        schedulers.clone(),
                         persisted.clone(),
                         circuits.clone(),
                         config.persist_every,
@@ -173,21 +188,23 @@ impl ActorSystem {
         let slots = Shards::new(
             (0..shards)
                 .map(|i| {
-                    let (state, schedulers, cfg, db, counters) = (
+                    let (state, schedulers, cfg, db, counters, health) = (
                         state.clone(),
-                        scheduler.clone(),
+                        schedulers.clone(),
                         config.clone(),
                         persisted.clone(),
                         slot_counters.clone(),
+                        health.clone(),
                     );
                     let addr = KeySlots::start_in_arbiter(&arbiter(i), move |_| {
-                        KeySlots::new(state, schedulers, cfg, db, counters)
+                        KeySlots::new(state, schedulers, cfg, db, counters).with_health(health)
                     });
                     Handle::new(addr, "KeySlots", i, &registry)
                 })
                 .collect(),
         );
         let records = Arc::new(RecorderCounters::default());
+        let mut trays = Vec::with_capacity(shards);
         let recorder = Shards::new(
             (0..shards)
                 .map(|i| {
@@ -197,19 +214,25 @@ impl ActorSystem {
                         config.record_flush,
                         records.clone(),
                     );
+                    let (tx, inbox) = crate::handle::tray();
                     let addr = Recorder::start_in_arbiter(&record_arbiter(i), move |_| {
-                        Recorder::new(db, rows, every, counters)
+                        Recorder::new(db, rows, every, counters).with_inbox(inbox)
                     });
-                    Handle::new(addr, "Recorder", i, &registry)
+                    let handle = Handle::new(addr, "Recorder", i, &registry);
+                    trays.push(handle.tray(tx));
+                    handle
                 })
                 .collect(),
         );
+        let record_mail = RecordMail::new(trays);
         let orchestrators = crate::handle::OrchestratorMeter::new(&registry);
         ActorSystem {
             scheduler,
+            schedulers,
             health,
             slots,
             recorder,
+            record_mail,
             clients: Arc::new(UpstreamClients::new(config.connect_timeout)),
             config: Arc::new(config),
             registry,
@@ -223,7 +246,45 @@ impl ActorSystem {
             ledger: Arc::new(crate::ledger::SpendLedger::default()),
             orchestrators,
             arbiters: Arc::new(routing.iter().chain(&writers).cloned().collect()),
+            id: NEXT_SYSTEM_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// Starts a Scheduler replica on the calling thread's arbiter (an HTTP worker's), unless
+    /// it has one: requests orchestrated on this thread then resolve without a thread hop.
+    /// `latest` reads the current catalog. Outside an actix arbiter, does nothing.
+    pub fn attach_worker(&self, latest: impl Fn() -> Arc<Catalog>) {
+        if actix::Arbiter::try_current().is_none() || self.local_scheduler().is_some() {
+            return;
+        }
+        let index = self.scheduler.all().len() + self.schedulers.replica_count();
+        let replica = Scheduler::new(latest(), self.state.clone(), self.affinity.clone())
+            .replica_of(self.scheduler.all()[0].clone());
+        // Registered before it runs: no push can fall between its copy of the key states
+        // and its first push (see `Scheduler::replica_of`).
+        let handle = Handle::new(replica.start(), "Scheduler", index, &self.registry);
+        self.schedulers.add_replica(handle.clone());
+        // A catalog published while the replica was being made reaches it now; older ones
+        // are ignored by version.
+        handle.tell(crate::scheduler::messages::CatalogChanged(latest()));
+        LOCAL_SCHEDULER.with(|local| local.borrow_mut().push((self.id, handle)));
+    }
+
+    fn local_scheduler(&self) -> Option<Handle<Scheduler>> {
+        LOCAL_SCHEDULER.with(|local| {
+            local
+                .borrow()
+                .iter()
+                .find(|(id, _)| *id == self.id)
+                .map(|(_, handle)| handle.clone())
+        })
+    }
+
+    /// The Scheduler a request on this thread resolves with: the thread's replica, else the
+    /// shard owning `affinity_key`.
+    pub fn resolver(&self, affinity_key: &str) -> Handle<Scheduler> {
+        self.local_scheduler()
+            .unwrap_or_else(|| self.scheduler.pick(affinity_key).clone())
     }
 
     /// Restores persisted circuit states and learned limits (at start).
@@ -285,7 +346,7 @@ impl ActorSystem {
             started: std::time::Instant::now(),
             started_at: chrono::Utc::now(),
             required_capabilities: None,
-            recorder: self.recorder.pick(request_id).clone(),
+            recorder: self.record_mail.pick(request_id).clone(),
             counters: self.counters.clone(),
             ledger: self.ledger.clone(),
         };
@@ -300,7 +361,7 @@ impl ActorSystem {
 
     /// Publishes a new catalog to every Scheduler shard.
     pub fn catalog_changed(&self, catalog: Arc<Catalog>) {
-        for shard in self.scheduler.all() {
+        for shard in self.schedulers.all() {
             shard.tell(crate::scheduler::messages::CatalogChanged(catalog.clone()));
         }
     }

@@ -52,6 +52,11 @@ fn key(id: &str, endpoint: &str) -> ProviderKey {
 }
 
 fn catalog() -> Arc<Catalog> {
+    catalog_at(1, &[("primary", 10), ("fallback", 20)])
+}
+
+/// A catalog of `version` with these `(name, priority)` providers.
+fn catalog_at(version: u64, providers: &[(&str, i32)]) -> Arc<Catalog> {
     let provider = |name: &str, priority: i32| Provider {
         id: format!("p-{name}"),
         name: name.into(),
@@ -86,9 +91,12 @@ fn catalog() -> Arc<Catalog> {
         )]),
     };
     Arc::new(Catalog::build(
-        1,
+        version,
         CatalogParts {
-            providers: vec![provider("primary", 10), provider("fallback", 20)],
+            providers: providers
+                .iter()
+                .map(|(name, priority)| provider(name, *priority))
+                .collect(),
             global_models: vec![GlobalModel {
                 id: "g".into(),
                 name: "m".into(),
@@ -176,6 +184,87 @@ async fn order(system: &ActorSystem) -> Vec<(String, Option<SkipReason>)> {
         .iter()
         .map(|c| (c.key().id.clone(), c.skip.clone()))
         .collect()
+}
+
+/// The first candidate's key and skip reason as `resolver` resolves it.
+async fn first_candidate(
+    resolver: &switchyard_actors::handle::Handle<switchyard_actors::scheduler::Scheduler>,
+) -> (String, Option<SkipReason>) {
+    let resolved = resolver
+        .ask(resolve(), ASK)
+        .await
+        .expect("answered")
+        .expect("resolved");
+    let first = &resolved.resolution.candidates[0];
+    (first.key().id.clone(), first.skip.clone())
+}
+
+#[actix_rt::test]
+async fn a_worker_replica_starts_from_the_key_states_and_follows_every_push() {
+    use switchyard_actors::scheduler::messages::{CatalogChanged, CircuitChanged};
+    use switchyard_core::routing::KeyCircuit;
+    let (system, db) = system(2).await;
+    let open = KeyCircuit::Open {
+        until: Utc::now() + chrono::Duration::minutes(5),
+    };
+    // Opened before the replica exists: the replica must copy it.
+    for shard in system.schedulers.all() {
+        shard.tell(CircuitChanged {
+            key_id: "k-primary".into(),
+            circuit: open,
+        });
+    }
+    system.attach_worker(catalog);
+    let replica = system.resolver("any client");
+    assert_eq!(system.schedulers.replica_count(), 1);
+    system.attach_worker(catalog);
+    assert_eq!(
+        system.schedulers.replica_count(),
+        1,
+        "one replica per thread"
+    );
+    assert!(matches!(
+        first_candidate(&replica).await,
+        (key, Some(SkipReason::CircuitOpen { .. })) if key == "k-primary"
+    ));
+
+    // Pushed after it joined: it follows.
+    for shard in system.schedulers.all() {
+        shard.tell(CircuitChanged {
+            key_id: "k-primary".into(),
+            circuit: KeyCircuit::Closed,
+        });
+    }
+    assert_eq!(
+        first_candidate(&replica).await,
+        ("k-primary".to_owned(), None)
+    );
+
+    // A catalog older than the one it has (pushes race between threads) is ignored.
+    let both = [("primary", 10), ("fallback", 20)];
+    replica.tell(CatalogChanged(catalog_at(2, &both)));
+    // Without the primary: were it applied, the fallback would come first.
+    replica.tell(CatalogChanged(catalog_at(1, &[("fallback", 20)])));
+    assert_eq!(
+        first_candidate(&replica).await,
+        ("k-primary".to_owned(), None)
+    );
+
+    // The replica is metered after the shards, and it is what answered.
+    let replica_meter = system
+        .registry
+        .snapshots()
+        .into_iter()
+        .find(|s| s.actor == "Scheduler" && s.shard == 2)
+        .expect("the replica's meter");
+    assert!(
+        replica_meter
+            .messages
+            .iter()
+            .any(|m| m.message == "Resolve" && m.handled == 3)
+    );
+    system.stop();
+    db.finish().await;
 }
 
 #[actix_rt::test]
@@ -428,6 +517,94 @@ async fn a_cancelled_wait_leaves_the_line_or_gives_back_the_slot_it_was_granted(
         in_flight().await == 0
     })
     .await;
+    system.stop();
+    db.finish().await;
+}
+
+/// The statuses of the stored usage rows.
+async fn stored_statuses(db: &switchyard_store::testing::TestDb) -> Vec<String> {
+    use sea_orm::EntityTrait;
+    switchyard_store::entity::usage::Entity::find()
+        .all(&db.db)
+        .await
+        .expect("query")
+        .into_iter()
+        .map(|r| r.status)
+        .collect()
+}
+
+#[actix_rt::test]
+async fn posted_records_hold_unfinished_rows_back_and_write_each_request_once() {
+    use switchyard_actors::recorder::HOLD_UNFINISHED;
+    use switchyard_actors::recorder::messages::RecordEvent;
+    let (system, db) = system(1).await;
+    let now = Utc::now();
+    let post = |event: RecordEvent| {
+        let kind = event.kind();
+        system.record_mail.pick("req-quick").post(event, kind);
+    };
+    let opened = |id: &str| {
+        RecordEvent::Opened(RequestOpened {
+            usage: UsageRow::new(id, "m", "OPENAI", UsageStatus::Pending, now),
+            attempts: vec![],
+        })
+    };
+    // A quick request: opened, then finished well within the hold.
+    post(opened("req-quick"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        stored_statuses(&db).await.is_empty(),
+        "an unfinished row was written before its hold ran out"
+    );
+    let mut done = UsageRow::new("req-quick", "m", "OPENAI", UsageStatus::Completed, now);
+    done.status_code = Some(200);
+    post(RecordEvent::Finished(RequestFinished {
+        usage: done,
+        attempts: vec![],
+        spend: None,
+    }));
+    // Nobody flushes: the tray is collected and the batch written on the Recorder's own clock.
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        statuses = stored_statuses(&db).await;
+        if !statuses.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(statuses, ["completed"]);
+    assert_eq!(
+        system
+            .records
+            .usage_rows
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the pending row of a quick request reached the database"
+    );
+
+    // A long request shows up while it runs, once the hold is over.
+    system
+        .record_mail
+        .pick("req-long")
+        .post(opened("req-long"), "RequestOpened");
+    tokio::time::sleep(HOLD_UNFINISHED + Duration::from_millis(300)).await;
+    let mut statuses = stored_statuses(&db).await;
+    statuses.sort();
+    assert_eq!(statuses, ["completed", "pending"]);
+
+    let snapshot = system
+        .registry
+        .snapshots()
+        .into_iter()
+        .find(|s| s.actor == "Recorder")
+        .expect("recorder meter");
+    assert_eq!(snapshot.depth, 0, "posted records are counted as handled");
+    assert!(
+        snapshot
+            .messages
+            .iter()
+            .any(|m| m.message == "RequestOpened" && m.handled == 2)
+    );
     system.stop();
     db.finish().await;
 }

@@ -66,6 +66,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let max_body = config.max_body_bytes;
     let server = HttpServer::new(move || {
+        // Runs once on each worker thread: its requests resolve on a Scheduler replica there.
+        let catalog = state.catalog.clone();
+        state.system.attach_worker(|| catalog.current());
         App::new().configure(|cfg| switchyard_http::configure(cfg, state.clone(), max_body))
     })
     .workers(config.workers)

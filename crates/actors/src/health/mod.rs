@@ -9,8 +9,6 @@
 mod handlers;
 pub mod messages;
 
-use crate::handle::Shards;
-use crate::scheduler::Scheduler;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -50,7 +48,7 @@ pub struct CircuitEvent {
 pub struct HealthMonitor {
     breakers: HashMap<String, Breaker>,
     config: BreakerConfig,
-    schedulers: Shards<Scheduler>,
+    schedulers: crate::scheduler::SchedulerSet,
     db: Option<Database>,
     dirty: HashSet<String>,
     events: VecDeque<CircuitEvent>,
@@ -62,7 +60,7 @@ impl HealthMonitor {
     /// A shard; `db` = None disables persistence (tests).
     pub fn new(
         config: BreakerConfig,
-        schedulers: Shards<Scheduler>,
+        schedulers: crate::scheduler::SchedulerSet,
         db: Option<Database>,
         counters: Arc<HealthCounters>,
         persist_every: Duration,

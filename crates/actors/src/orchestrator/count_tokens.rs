@@ -51,8 +51,7 @@ pub struct CountTokens {
 /// The model's route failure, or 502 when no Anthropic-format candidate answered.
 pub async fn count_tokens(system: &ActorSystem, request: CountTokens) -> Result<Counted, Failure> {
     let resolved = system
-        .scheduler
-        .pick(&request.gateway_key.id)
+        .resolver(&request.gateway_key.id)
         .ask(
             Resolve {
                 model: request.model.clone(),

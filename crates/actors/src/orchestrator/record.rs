@@ -3,12 +3,11 @@
 //! row when the stream ends or is dropped — the drop path is what makes a client disconnect
 //! leave a correct record (fix of the reference's §11.1 #7).
 
-use crate::handle::Handle;
+use crate::handle::{Handle, Tray};
 use crate::health::HealthMonitor;
 use crate::health::messages::Outcome;
-use crate::recorder::Recorder;
 use crate::recorder::messages::{
-    AttemptFinished, RequestFinished, RequestOpened, RequestStreaming,
+    AttemptFinished, RecordEvent, RequestFinished, RequestOpened, RequestStreaming,
 };
 use crate::system::RequestCounters;
 use chrono::{DateTime, Utc};
@@ -52,8 +51,8 @@ pub struct RequestRecord {
     pub started_at: DateTime<Utc>,
     /// Required capabilities (true ones), for attempt rows.
     pub required_capabilities: Option<serde_json::Value>,
-    /// Where rows go.
-    pub recorder: Handle<Recorder>,
+    /// Where rows go: the Recorder shard's tray.
+    pub recorder: Tray<RecordEvent>,
     /// Process-wide request counters.
     pub counters: Arc<RequestCounters>,
     /// Where spend is noted for quota checks until the snapshot has it.
@@ -133,12 +132,17 @@ impl RequestRecord {
         row
     }
 
+    fn post(&self, event: RecordEvent) {
+        let kind = event.kind();
+        self.recorder.post(event, kind);
+    }
+
     /// The pending row and the rows of candidates skipped at resolution.
     pub fn opened(&self, skipped: Vec<AttemptRow>) {
-        self.recorder.tell(RequestOpened {
+        self.post(RecordEvent::Opened(RequestOpened {
             usage: self.usage_row(UsageStatus::Pending, None),
             attempts: skipped,
-        });
+        }));
     }
 
     /// An attempt row for a candidate.
@@ -168,14 +172,14 @@ impl RequestRecord {
 
     /// Sends an attempt row.
     pub fn attempt_finished(&self, row: AttemptRow) {
-        self.recorder.tell(AttemptFinished(row));
+        self.post(RecordEvent::Attempt(AttemptFinished(row)));
     }
 
     /// A stream was committed to the client.
     pub fn streaming(&self, serving: &Serving) {
-        self.recorder.tell(RequestStreaming(
+        self.post(RecordEvent::Streaming(RequestStreaming(
             self.usage_row(UsageStatus::Streaming, Some(serving)),
-        ));
+        )));
     }
 
     /// Writes the final row. `status_code` is the status the client received.
@@ -292,11 +296,11 @@ impl RequestRecord {
             &self.counters.failed
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.recorder.tell(RequestFinished {
+        self.post(RecordEvent::Finished(RequestFinished {
             attempts: attempt.into_iter().collect(),
             usage: row,
             spend: Some(spend),
-        });
+        }));
     }
 }
 

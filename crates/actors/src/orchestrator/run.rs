@@ -53,14 +53,13 @@ pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Fa
         started: ctx.started,
         started_at: Utc::now(),
         required_capabilities: required(&ctx),
-        recorder: system.recorder.pick(&ctx.request_id).clone(),
+        recorder: system.record_mail.pick(&ctx.request_id).clone(),
         counters: system.counters.clone(),
         ledger: system.ledger.clone(),
     };
 
     let resolved = system
-        .scheduler
-        .pick(&ctx.affinity_key)
+        .resolver(&ctx.affinity_key)
         .ask(
             Resolve {
                 model: ctx.request.model.clone(),
@@ -398,7 +397,7 @@ impl Looper<'_> {
             };
             let class = classify(&attempt.outcome);
             let now = Utc::now();
-            system.health.pick(&key.id).tell(Outcome {
+            lease.report_health(Outcome {
                 key_id: key.id.clone(),
                 effect: class.health,
                 probe,
@@ -429,8 +428,7 @@ impl Looper<'_> {
             });
             if class.invalidate_affinity && candidate.is_cached {
                 system
-                    .scheduler
-                    .pick(&self.ctx.affinity_key)
+                    .resolver(&self.ctx.affinity_key)
                     .tell(InvalidateAffinity {
                         affinity_key: self.ctx.affinity_key.clone(),
                         format: self.ctx.format,
@@ -459,16 +457,13 @@ impl Looper<'_> {
                 Verdict::Done => {
                     row.error_type = None;
                     if key.cache_ttl_minutes > 0 {
-                        system
-                            .scheduler
-                            .pick(&self.ctx.affinity_key)
-                            .tell(SetAffinity {
-                                affinity_key: self.ctx.affinity_key.clone(),
-                                format: self.ctx.format,
-                                global_model_id: self.resolution.global_model.id.clone(),
-                                target: Self::affinity_target(candidate),
-                                ttl: Duration::from_secs(u64::from(key.cache_ttl_minutes) * 60),
-                            });
+                        system.resolver(&self.ctx.affinity_key).tell(SetAffinity {
+                            affinity_key: self.ctx.affinity_key.clone(),
+                            format: self.ctx.format,
+                            global_model_id: self.resolution.global_model.id.clone(),
+                            target: Self::affinity_target(candidate),
+                            ttl: Duration::from_secs(u64::from(key.cache_ttl_minutes) * 60),
+                        });
                     }
                     let chain = (upstream == Dialect::Responses
                         && self.ctx.request.dialect == Dialect::Responses
@@ -588,7 +583,7 @@ impl Looper<'_> {
     /// client's next turn names it as `previous_response_id` (which only this upstream can
     /// resolve), and finds the same key through it.
     fn response_chain(&self, candidate: &Candidate) -> super::ResponseChain {
-        let scheduler = self.ctx.system.scheduler.clone();
+        let system = self.ctx.system.clone();
         let gateway_key_id = self.ctx.gateway_key.id.clone();
         let format = self.ctx.format;
         let global_model_id = self.resolution.global_model.id.clone();
@@ -597,7 +592,7 @@ impl Looper<'_> {
         Box::new(move |response_id: &str| {
             let affinity_key =
                 super::session_affinity_key(&gateway_key_id, "previous_response_id", response_id);
-            scheduler.pick(&affinity_key).tell(SetAffinity {
+            system.resolver(&affinity_key).tell(SetAffinity {
                 affinity_key: affinity_key.clone(),
                 format,
                 global_model_id,

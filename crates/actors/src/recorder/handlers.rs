@@ -1,9 +1,10 @@
 //! Recorder handlers and the batch writer.
 
 use super::messages::*;
-use super::{MAX_BUFFERED_ROWS, Recorder};
+use super::{HOLD_UNFINISHED, MAX_BUFFERED_ROWS, Recorder};
 use actix::prelude::*;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 use switchyard_store::records::{Batch, UsageRow, write_batch};
 
 impl Recorder {
@@ -12,21 +13,87 @@ impl Recorder {
     }
 
     /// Adds or coalesces a usage row: a later state of the same request replaces the earlier
-    /// one while both are still in the buffer.
+    /// one while both are still in the buffer. Unfinished rows wait in `held` (see the module
+    /// docs); a final row takes its request's held row with it.
     fn push_usage(&mut self, row: UsageRow) {
-        match self.usage_index.get(&row.request_id) {
+        if let Some(&i) = self.usage_index.get(&row.request_id) {
             // Same guard as the database: a final state is never replaced.
-            Some(&i) => {
-                if self.pending.usage[i].status.can_become(row.status) {
-                    self.pending.usage[i] = row;
+            if self.pending.usage[i].status.can_become(row.status) {
+                self.pending.usage[i] = row;
+            }
+            return;
+        }
+        if !row.status.is_final() {
+            match self.held.get_mut(&row.request_id) {
+                // Keeps the first arrival: the request is written a second after it started.
+                Some((held, _)) => {
+                    if held.status.can_become(row.status) {
+                        *held = row;
+                    }
+                }
+                None => {
+                    self.held
+                        .insert(row.request_id.clone(), (row, Instant::now()));
                 }
             }
-            None => {
-                self.usage_index
-                    .insert(row.request_id.clone(), self.pending.usage.len());
-                self.pending.usage.push(row);
+            return;
+        }
+        self.held.remove(&row.request_id);
+        self.push_ready(row);
+    }
+
+    fn push_ready(&mut self, row: UsageRow) {
+        self.usage_index
+            .insert(row.request_id.clone(), self.pending.usage.len());
+        self.pending.usage.push(row);
+    }
+
+    /// Moves held rows older than [`HOLD_UNFINISHED`] (all of them when `everything`) to the
+    /// rows to write.
+    fn release_held(&mut self, everything: bool) {
+        if self.held.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, (_, at))| everything || now.duration_since(*at) >= HOLD_UNFINISHED)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            if let Some((row, _)) = self.held.remove(&id) {
+                self.push_ready(row);
             }
         }
+    }
+
+    /// Handles everything posted to the tray since the last round.
+    pub(super) fn collect(&mut self, ctx: &mut Context<Self>) {
+        let Some(inbox) = self.inbox.take() else {
+            return;
+        };
+        let handled = inbox.drain(|event| match event {
+            RecordEvent::Opened(msg) => self.opened(msg),
+            RecordEvent::Attempt(msg) => self.pending.attempts.push(msg.0),
+            RecordEvent::Streaming(msg) => self.push_usage(msg.0),
+            RecordEvent::Finished(msg) => self.finished(msg),
+        });
+        self.inbox = Some(inbox);
+        if handled > 0 {
+            self.after_push(ctx);
+        }
+    }
+
+    fn opened(&mut self, msg: RequestOpened) {
+        self.push_usage(msg.usage);
+        self.pending.attempts.extend(msg.attempts);
+    }
+
+    fn finished(&mut self, msg: RequestFinished) {
+        self.pending.attempts.extend(msg.attempts);
+        self.push_usage(msg.usage);
+        self.pending.spend.extend(msg.spend);
     }
 
     fn after_push(&mut self, ctx: &mut Context<Self>) {
@@ -52,6 +119,8 @@ impl Recorder {
         if self.flushing {
             return;
         }
+        // Someone waits for everything to be in the database: held rows too.
+        self.release_held(!self.flush_waiters.is_empty());
         if self.rows() == 0 {
             for waiter in self.flush_waiters.drain(..) {
                 let _ = waiter.send(());
@@ -125,8 +194,7 @@ impl Handler<RequestOpened> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: RequestOpened, ctx: &mut Self::Context) {
-        self.push_usage(msg.usage);
-        self.pending.attempts.extend(msg.attempts);
+        self.opened(msg);
         self.after_push(ctx);
     }
 }
@@ -153,9 +221,7 @@ impl Handler<RequestFinished> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: RequestFinished, ctx: &mut Self::Context) {
-        self.pending.attempts.extend(msg.attempts);
-        self.push_usage(msg.usage);
-        self.pending.spend.extend(msg.spend);
+        self.finished(msg);
         self.after_push(ctx);
     }
 }
@@ -166,6 +232,7 @@ impl Handler<Flush> for Recorder {
     fn handle(&mut self, _msg: Flush, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.flush_waiters.push(tx);
+        self.collect(ctx);
         self.flush(ctx);
         Box::pin(async move {
             let _ = rx.await;

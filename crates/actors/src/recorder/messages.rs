@@ -55,3 +55,30 @@ pub struct Flush;
 impl Message for Flush {
     type Result = ();
 }
+
+/// What the request path posts to the Recorder's tray (see [`crate::handle::Tray`]): the same
+/// events as the messages above, collected every few milliseconds instead of waking the
+/// Recorder's thread once per event.
+#[derive(Debug)]
+pub enum RecordEvent {
+    /// See [`RequestOpened`].
+    Opened(RequestOpened),
+    /// See [`AttemptFinished`].
+    Attempt(AttemptFinished),
+    /// See [`RequestStreaming`].
+    Streaming(RequestStreaming),
+    /// See [`RequestFinished`].
+    Finished(RequestFinished),
+}
+
+impl RecordEvent {
+    /// The message name it is metered under.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RecordEvent::Opened(_) => "RequestOpened",
+            RecordEvent::Attempt(_) => "AttemptFinished",
+            RecordEvent::Streaming(_) => "RequestStreaming",
+            RecordEvent::Finished(_) => "RequestFinished",
+        }
+    }
+}

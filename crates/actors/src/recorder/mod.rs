@@ -5,6 +5,12 @@
 //! guarded upsert refuses a second final state); a request opened and finished within one batch
 //! is written as one row. If the database is down, rows wait in a bounded buffer and are
 //! written when it returns; past the bound the oldest are dropped with an error log.
+//!
+//! The request path posts to the Recorder's tray ([`RecordMail`]), which the Recorder empties
+//! every [`COLLECT_EVERY`]: posting never wakes its thread. A request's `pending` or `streaming`
+//! row is held back for [`HOLD_UNFINISHED`] before it is written: most requests finish sooner,
+//! and then only their final row reaches the database (one write per request instead of two).
+//! Final rows, attempt rows and spend are never held; `Flush` writes everything.
 
 mod handlers;
 pub mod messages;
@@ -15,10 +21,36 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use switchyard_store::Database;
-use switchyard_store::records::Batch;
+use switchyard_store::records::{Batch, UsageRow};
+
+use crate::handle::{Tray, TrayInbox};
+use messages::RecordEvent;
 
 /// Rows kept while the database is unreachable before the oldest are dropped.
 const MAX_BUFFERED_ROWS: usize = 200_000;
+
+/// How often the Recorder empties its tray.
+pub const COLLECT_EVERY: Duration = Duration::from_millis(5);
+
+/// How long a request's unfinished (`pending`, `streaming`) row waits for the final one before
+/// it is written anyway, so that long requests show up while they run.
+pub const HOLD_UNFINISHED: Duration = Duration::from_secs(1);
+
+/// The request path's way to the Recorder shards: one tray per shard, picked by request id.
+#[derive(Debug, Clone)]
+pub struct RecordMail(Arc<Vec<Tray<RecordEvent>>>);
+
+impl RecordMail {
+    /// From one tray per shard, in shard order.
+    pub fn new(trays: Vec<Tray<RecordEvent>>) -> Self {
+        Self(Arc::new(trays))
+    }
+
+    /// The tray of the shard owning `request_id` (the same shard `Shards::pick` chooses).
+    pub fn pick(&self, request_id: &str) -> &Tray<RecordEvent> {
+        &self.0[crate::handle::shard_index(request_id, self.0.len())]
+    }
+}
 
 /// Counters for the status endpoint and `/metrics`.
 #[derive(Debug, Default, Serialize)]
@@ -53,6 +85,10 @@ pub struct Recorder {
     retry_at: Option<std::time::Instant>,
     /// Current back-off.
     retry_backoff: Duration,
+    /// Events posted by the request path.
+    inbox: Option<TrayInbox<RecordEvent>>,
+    /// Unfinished usage rows not yet released to `pending`, with their arrival.
+    held: HashMap<String, (UsageRow, std::time::Instant)>,
 }
 
 impl Recorder {
@@ -74,7 +110,15 @@ impl Recorder {
             flush_waiters: Vec::new(),
             retry_at: None,
             retry_backoff: Duration::from_millis(200),
+            inbox: None,
+            held: HashMap::new(),
         }
+    }
+
+    /// Also collects what is posted to `inbox`'s tray.
+    pub fn with_inbox(mut self, inbox: TrayInbox<RecordEvent>) -> Self {
+        self.inbox = Some(inbox);
+        self
     }
 }
 
@@ -83,6 +127,9 @@ impl actix::Actor for Recorder {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         use actix::AsyncContext;
+        if self.inbox.is_some() {
+            ctx.run_interval(COLLECT_EVERY, |act, ctx| act.collect(ctx));
+        }
         ctx.run_interval(self.flush_every, |act, ctx| {
             if act
                 .retry_at

@@ -120,8 +120,12 @@ impl Handler<CatalogChanged> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, msg: CatalogChanged, _ctx: &mut Self::Context) {
-        // Keys that left the catalog take their live state with them.
+        // Pushes from different threads may arrive out of order: never go back.
         let catalog = msg.0;
+        if catalog.version < self.catalog.version {
+            return;
+        }
+        // Keys that left the catalog take their live state with them.
         let live: std::collections::HashSet<&str> = catalog
             .providers
             .iter()
@@ -139,6 +143,7 @@ impl Handler<CircuitChanged> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, msg: CircuitChanged, _ctx: &mut Self::Context) {
+        self.touch(&msg.key_id);
         match msg.circuit {
             routing::KeyCircuit::Closed => {
                 self.circuits.remove(&msg.key_id);
@@ -154,6 +159,7 @@ impl Handler<KeyCooling> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, msg: KeyCooling, _ctx: &mut Self::Context) {
+        self.touch(&msg.key_id);
         match msg.until {
             Some(until) => {
                 let entry = self.cooldowns.entry(msg.key_id).or_insert(until);
@@ -207,4 +213,15 @@ impl Handler<InvalidateAffinity> for Scheduler {
     }
 }
 
-crate::metered!(Scheduler: Resolve, CatalogChanged, CircuitChanged, KeyCooling, SetAffinity, InvalidateAffinity);
+impl Handler<KeyStates> for Scheduler {
+    type Result = KeyStateSnapshot;
+
+    fn handle(&mut self, _msg: KeyStates, _ctx: &mut Self::Context) -> KeyStateSnapshot {
+        KeyStateSnapshot {
+            circuits: self.circuits.clone(),
+            cooldowns: self.cooldowns.clone(),
+        }
+    }
+}
+
+crate::metered!(Scheduler: Resolve, CatalogChanged, CircuitChanged, KeyCooling, SetAffinity, InvalidateAffinity, KeyStates);

@@ -65,6 +65,23 @@ impl Message for CircuitChanged {
     type Result = ();
 }
 
+/// The live key states of a shard (circuits, cool-downs): how a new replica starts.
+#[derive(Debug)]
+pub struct KeyStates;
+
+/// What [`KeyStates`] answers.
+#[derive(Debug, actix::MessageResponse)]
+pub struct KeyStateSnapshot {
+    /// Keys whose circuit is not closed.
+    pub circuits: std::collections::HashMap<String, KeyCircuit>,
+    /// Keys cooling down, until when.
+    pub cooldowns: std::collections::HashMap<String, DateTime<Utc>>,
+}
+
+impl Message for KeyStates {
+    type Result = KeyStateSnapshot;
+}
+
 /// A key is cooling down after a 429 (pushed by KeySlots); `None` ends it.
 #[derive(Debug)]
 pub struct KeyCooling {

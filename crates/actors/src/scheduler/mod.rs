@@ -5,12 +5,18 @@
 //! It never touches the database and never waits on another actor: the only await in a
 //! handler is the affinity lookup in the shared state, after which the pure resolver runs on
 //! the state as it is then.
+//!
+//! Besides its N shards on their own arbiters, every HTTP worker runs a replica on its own
+//! thread ([`SchedulerSet`]): a request resolves on its worker's replica without a thread hop.
+//! Replicas are exact copies because everything a Scheduler decides from is either pushed to
+//! every shard (catalog, circuits, cool-downs) or read from the shared state (affinity).
 
 mod handlers;
 pub mod messages;
 
+use crate::handle::{Handle, Shards};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use switchyard_core::catalog::Catalog;
@@ -36,6 +42,11 @@ pub struct Scheduler {
     cooldowns: HashMap<String, DateTime<Utc>>,
     state: SharedState,
     stats: Arc<AffinityStats>,
+    /// A replica's source of the key states pushed before it joined.
+    seed: Option<Handle<Scheduler>>,
+    /// Until seeded: keys pushed to this replica since it joined, whose state is newer than
+    /// the seed's.
+    touched: Option<HashSet<String>>,
 }
 
 impl Scheduler {
@@ -47,12 +58,115 @@ impl Scheduler {
             cooldowns: HashMap::new(),
             state,
             stats,
+            seed: None,
+            touched: None,
+        }
+    }
+
+    /// A replica that copies the circuits and cool-downs of `seed` before it handles its first
+    /// message. Register it in the [`SchedulerSet`] before it starts, so no push falls between
+    /// the copy and the registration.
+    pub fn replica_of(mut self, seed: Handle<Scheduler>) -> Self {
+        self.seed = Some(seed);
+        self.touched = Some(HashSet::new());
+        self
+    }
+
+    fn touch(&mut self, key_id: &str) {
+        if let Some(touched) = &mut self.touched {
+            touched.insert(key_id.to_owned());
         }
     }
 }
 
 impl actix::Actor for Scheduler {
     type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        use actix::{ActorFutureExt, AsyncContext, WrapFuture};
+        let Some(seed) = self.seed.take() else {
+            return;
+        };
+        // `wait`: no Resolve is answered before the copy is in.
+        ctx.wait(
+            async move {
+                seed.ask(messages::KeyStates, std::time::Duration::from_secs(10))
+                    .await
+            }
+            .into_actor(self)
+            .map(|snapshot, act, _ctx| {
+                let touched = act.touched.take().unwrap_or_default();
+                match snapshot {
+                    Ok(messages::KeyStateSnapshot {
+                        circuits,
+                        cooldowns,
+                    }) => {
+                        for (key, circuit) in circuits {
+                            if !touched.contains(&key) {
+                                act.circuits.insert(key, circuit);
+                            }
+                        }
+                        for (key, until) in cooldowns {
+                            if !touched.contains(&key) {
+                                act.cooldowns.insert(key, until);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a Scheduler replica could not copy the key states; it learns them from the next changes");
+                    }
+                }
+            }),
+        );
+    }
+}
+
+/// Every Scheduler: the N shards and the replicas on the HTTP workers. Catalog, circuit and
+/// cool-down changes are pushed to all of them.
+#[derive(Debug, Clone)]
+pub struct SchedulerSet {
+    shards: Shards<Scheduler>,
+    replicas: Arc<arc_swap::ArcSwap<Vec<Handle<Scheduler>>>>,
+}
+
+impl SchedulerSet {
+    /// The set of `shards`, without replicas yet.
+    pub fn new(shards: Shards<Scheduler>) -> Self {
+        Self {
+            shards,
+            replicas: Arc::new(arc_swap::ArcSwap::from_pointee(Vec::new())),
+        }
+    }
+
+    /// The shards (not the replicas).
+    pub fn shards(&self) -> &Shards<Scheduler> {
+        &self.shards
+    }
+
+    /// Adds a replica: from now on it receives every push.
+    pub fn add_replica(&self, replica: Handle<Scheduler>) {
+        self.replicas.rcu(|current| {
+            let mut next = Vec::clone(current);
+            next.push(replica.clone());
+            next
+        });
+    }
+
+    /// How many replicas there are.
+    pub fn replica_count(&self) -> usize {
+        self.replicas.load().len()
+    }
+
+    /// Every shard and replica (for pushes, which are rare).
+    pub fn all(&self) -> Vec<Handle<Scheduler>> {
+        let replicas = self.replicas.load();
+        self.shards
+            .all()
+            .iter()
+            .chain(replicas.iter())
+            .cloned()
+            .collect()
+    }
 }
 
 /// The live key states the resolver consults.

@@ -243,6 +243,7 @@ impl KeySlots {
             in_flight: granted.in_flight,
             granted_at: Instant::now(),
             observed: None,
+            health: None,
         }
     }
 }
@@ -342,6 +343,9 @@ impl Handler<ReleaseSlot> for KeySlots {
     fn handle(&mut self, mut msg: ReleaseSlot, ctx: &mut Self::Context) {
         if let Some(observed) = msg.observed.take() {
             self.observe(observed, ctx);
+        }
+        if let (Some(outcome), Some(health)) = (msg.health.take(), &self.health) {
+            health.pick(&outcome.key_id).tell(outcome);
         }
         let state = self.backends.clone();
         let key = msg.key_id.clone();

@@ -111,6 +111,8 @@ pub struct ReleaseSlot {
     pub lease_id: String,
     /// The attempt's outcome, applied before the slot is freed.
     pub observed: Option<ObserveOutcome>,
+    /// The attempt's health outcome, forwarded to the key's HealthMonitor shard.
+    pub health: Option<crate::health::messages::Outcome>,
 }
 
 impl Message for ReleaseSlot {

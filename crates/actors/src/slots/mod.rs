@@ -12,7 +12,6 @@ pub mod messages;
 
 use crate::config::RoutingConfig;
 use crate::handle::{Handle, Shards};
-use crate::scheduler::Scheduler;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -69,7 +68,7 @@ pub struct KeySlots {
     cooldowns: HashMap<String, DateTime<Utc>>,
     state: SharedState,
     backends: backends::Backends,
-    schedulers: Shards<Scheduler>,
+    schedulers: crate::scheduler::SchedulerSet,
     config: RoutingConfig,
     adaptive: AdaptiveConfig,
     db: Option<Database>,
@@ -78,13 +77,15 @@ pub struct KeySlots {
     /// Leases whose requester left while their grant may still be on its way, with when:
     /// a grant for one of them is given straight back (purged after the longest wait).
     cancelled: HashMap<String, std::time::Instant>,
+    /// Where health outcomes carried by releases go (shard i of both lives on one arbiter).
+    health: Option<Shards<crate::health::HealthMonitor>>,
 }
 
 impl KeySlots {
     /// A shard; `db` = None disables persistence of learned limits.
     pub fn new(
         state: SharedState,
-        schedulers: Shards<Scheduler>,
+        schedulers: crate::scheduler::SchedulerSet,
         config: RoutingConfig,
         db: Option<Database>,
         counters: Arc<SlotCounters>,
@@ -101,7 +102,14 @@ impl KeySlots {
             dirty: HashSet::new(),
             counters,
             cancelled: HashMap::new(),
+            health: None,
         }
+    }
+
+    /// Forwards the health outcomes that releases carry to `health`.
+    pub fn with_health(mut self, health: Shards<crate::health::HealthMonitor>) -> Self {
+        self.health = Some(health);
+        self
     }
 }
 
@@ -134,9 +142,16 @@ pub struct Lease {
     pub in_flight: u32,
     granted_at: Instant,
     observed: Option<messages::ObserveOutcome>,
+    health: Option<crate::health::messages::Outcome>,
 }
 
 impl Lease {
+    /// Notes the attempt's health outcome; KeySlots hands it to the key's HealthMonitor shard
+    /// (on its own thread) with the release, so the request path sends one message, not two.
+    pub fn report_health(&mut self, outcome: crate::health::messages::Outcome) {
+        self.health = Some(outcome);
+    }
+
     /// Notes what the attempt taught about the key; KeySlots applies it with the release.
     pub fn observe(&mut self, outcome: messages::ObserveOutcome) {
         self.observed = Some(outcome);
@@ -155,6 +170,7 @@ impl Drop for Lease {
             endpoint_id: std::mem::take(&mut self.endpoint_id),
             lease_id: std::mem::take(&mut self.lease_id),
             observed: self.observed.take(),
+            health: self.health.take(),
         });
     }
 }

@@ -63,7 +63,7 @@ pub async fn serve(
 ) -> HttpResponse {
     let started = Instant::now();
     let dialect = door.dialect();
-    let request_id = uuid::Uuid::now_v7().to_string();
+    let request_id = new_request_id();
     let client_request_id: Option<String> = req
         .headers()
         .get("x-request-id")
@@ -283,5 +283,33 @@ impl Stream for Guarded {
             },
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+/// A 128-bit, time-ordered (UUID v7) request id. Its random bits come from the thread's
+/// generator: `Uuid::now_v7` asks the kernel for them, a system call per request.
+fn new_request_id() -> String {
+    let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+    uuid::Builder::from_unix_timestamp_millis(millis, &rand::random::<[u8; 10]>())
+        .into_uuid()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_request_id;
+
+    #[test]
+    fn request_ids_are_distinct_time_ordered_uuid_v7() {
+        let first = new_request_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+        for id in &ids {
+            let parsed = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(parsed.get_version_num(), 7, "{id}");
+            assert!(*id > first, "{id} sorts before an earlier id {first}");
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
     }
 }
