@@ -257,7 +257,7 @@ impl ActorSystem {
         if actix::Arbiter::try_current().is_none() || self.local_scheduler().is_some() {
             return;
         }
-        let index = self.scheduler.all().len() + self.schedulers.replica_count();
+        let index = self.schedulers.next_replica_number();
         let replica = Scheduler::new(latest(), self.state.clone(), self.affinity.clone())
             .replica_of(self.scheduler.all()[0].clone());
         // Registered before it runs: no push can fall between its copy of the key states

@@ -127,6 +127,8 @@ impl actix::Actor for Scheduler {
 pub struct SchedulerSet {
     shards: Shards<Scheduler>,
     replicas: Arc<arc_swap::ArcSwap<Vec<Handle<Scheduler>>>>,
+    /// Numbers handed to replicas (workers attach concurrently).
+    numbered: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SchedulerSet {
@@ -135,7 +137,16 @@ impl SchedulerSet {
         Self {
             shards,
             replicas: Arc::new(arc_swap::ArcSwap::from_pointee(Vec::new())),
+            numbered: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
+    }
+
+    /// The shard number of the next replica (after the shards'), unique per set.
+    pub fn next_replica_number(&self) -> usize {
+        self.shards.all().len()
+            + self
+                .numbered
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The shards (not the replicas).
