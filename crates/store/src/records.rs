@@ -20,10 +20,16 @@
 //! 1. Usage rows of the same request are collapsed in batch order with the transition rule; the
 //!    survivor ("winner") is what the chain would leave whatever the stored status is (the rule
 //!    is monotone), so only it needs writing.
-//! 2. Winners are upserted with `INSERT … ON CONFLICT (request_id) DO UPDATE … WHERE <stored
+//! 2. Winners are written a chunk at a time. First as fresh rows: `INSERT … ON CONFLICT DO
+//!    NOTHING` inside a savepoint; when every row of the chunk went in (the usual case: the
+//!    Recorder holds unfinished rows back, so most requests are written once), each one was
+//!    inserted, and each final one became final here. Otherwise the savepoint is rolled back and
+//!    the chunk is upserted with `INSERT … ON CONFLICT (request_id) DO UPDATE … WHERE <stored
 //!    status may become the new one> RETURNING request_id, status`. The guard runs in the
 //!    database, so it holds even against a concurrent writer; `RETURNING` tells which rows were
-//!    inserted or moved (a refused update returns nothing), on SQLite and PostgreSQL alike.
+//!    inserted or moved (a refused update returns nothing), on SQLite and PostgreSQL alike. The
+//!    fresh path exists because returned rows are not free: each crosses from the database
+//!    driver to the writer one by one.
 //! 3. Attempt rows, the same way, keyed by `(request_id, candidate_index, retry_index)`.
 //! 4. Spend deltas whose request became final in step 2 are summed per gateway key, user and
 //!    provider and applied in id order (a fixed lock order, so concurrent batches on PostgreSQL
@@ -727,9 +733,71 @@ fn build_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(DbErr::Custom(format!("building a record statement: {e}")))
 }
 
+/// The text of the fresh insert of `rows` rows into `table` on `backend`, made by `build` the
+/// first time. Batches come in a few fixed chunk sizes (see [`fixed_chunks`]), so there are a
+/// handful of texts; building the statement anew for every chunk cost more CPU than SQLite
+/// spent running it.
+fn fresh_insert_sql(
+    backend: sea_orm::DbBackend,
+    table: &'static str,
+    rows: usize,
+    build: impl FnOnce() -> Result<String, StoreError>,
+) -> Result<std::sync::Arc<str>, StoreError> {
+    type Texts = HashMap<(u8, &'static str, usize), std::sync::Arc<str>>;
+    static TEXTS: std::sync::LazyLock<std::sync::Mutex<Texts>> =
+        std::sync::LazyLock::new(Default::default);
+    // The backend has no `Hash`; its placeholders are what differs.
+    let dialect = match backend {
+        sea_orm::DbBackend::Postgres => 0,
+        sea_orm::DbBackend::Sqlite => 1,
+        _ => 2,
+    };
+    let key = (dialect, table, rows);
+    if let Some(sql) = TEXTS.lock().ok().and_then(|t| t.get(&key).cloned()) {
+        return Ok(sql);
+    }
+    let sql: std::sync::Arc<str> = build()?.into();
+    if let Ok(mut texts) = TEXTS.lock() {
+        texts.insert(key, sql.clone());
+    }
+    Ok(sql)
+}
+
+/// Inserts `rows` rows (their `values`, row after row) into `table` inside a savepoint if none
+/// of them exists yet (`true`); otherwise leaves nothing written (`false`). `build` makes the
+/// plain multi-row insert of these rows, used once per shape for its text; `identity` is the
+/// conflict target.
+async fn insert_fresh(
+    txn: &sea_orm::DatabaseTransaction,
+    table: &'static str,
+    rows: usize,
+    values: Vec<Value>,
+    build: impl FnOnce() -> Result<sea_orm::sea_query::InsertStatement, StoreError>,
+    mut identity: OnConflict,
+    report: &mut WriteReport,
+) -> Result<bool, StoreError> {
+    let backend = txn.get_database_backend();
+    let sql = fresh_insert_sql(backend, table, rows, || {
+        let mut insert = build()?;
+        insert.on_conflict(identity.do_nothing().to_owned());
+        Ok(backend.build(&insert).sql)
+    })?;
+    let savepoint = txn.begin().await?;
+    let statement = sea_orm::Statement::from_sql_and_values(backend, &*sql, values);
+    let inserted = savepoint.execute_raw(statement).await?.rows_affected();
+    report.statements += 1;
+    if inserted == rows as u64 {
+        savepoint.commit().await?;
+        Ok(true)
+    } else {
+        savepoint.rollback().await?;
+        Ok(false)
+    }
+}
+
 /// Upserts the usage winners; returns the request ids that became final here.
-async fn write_usage<C: ConnectionTrait>(
-    txn: &C,
+async fn write_usage(
+    txn: &sea_orm::DatabaseTransaction,
     winners: &[&UsageRow],
     report: &mut WriteReport,
 ) -> Result<HashSet<String>, StoreError> {
@@ -746,13 +814,30 @@ async fn write_usage<C: ConnectionTrait>(
         .collect();
     let guard = transition_guard::<UsageStatus>(usage::Entity, usage::Column::Status);
     for chunk in fixed_chunks(winners) {
-        let mut insert = Query::insert();
-        insert.into_table(usage::Entity).columns(columns.clone());
-        for row in chunk {
-            insert
-                .values(row.values().into_iter().map(|(_, v)| SimpleExpr::from(v)))
-                .map_err(build_error)?;
+        let build = || {
+            let mut insert = Query::insert();
+            insert.into_table(usage::Entity).columns(columns.clone());
+            for row in chunk {
+                insert
+                    .values(row.values().into_iter().map(|(_, v)| SimpleExpr::from(v)))
+                    .map_err(build_error)?;
+            }
+            Ok::<_, StoreError>(insert)
+        };
+        let values = chunk
+            .iter()
+            .flat_map(|row| row.values().into_iter().map(|(_, v)| v))
+            .collect();
+        let identity = OnConflict::column(usage::Column::RequestId);
+        if insert_fresh(txn, "usage", chunk.len(), values, build, identity, report).await? {
+            report.usage_written += chunk.len() as u64;
+            for row in chunk.iter().filter(|r| r.status.is_final()) {
+                report.final_written += 1;
+                became_final.insert(row.request_id.clone());
+            }
+            continue;
         }
+        let mut insert = build()?;
         insert
             .on_conflict(
                 OnConflict::column(usage::Column::RequestId)
@@ -783,8 +868,8 @@ async fn write_usage<C: ConnectionTrait>(
     Ok(became_final)
 }
 
-async fn write_attempts<C: ConnectionTrait>(
-    txn: &C,
+async fn write_attempts(
+    txn: &sea_orm::DatabaseTransaction,
     winners: &[&AttemptRow],
     report: &mut WriteReport,
 ) -> Result<(), StoreError> {
@@ -806,15 +891,28 @@ async fn write_attempts<C: ConnectionTrait>(
         .collect();
     let guard = transition_guard::<AttemptStatus>(request_attempt::Entity, A::Status);
     for chunk in fixed_chunks(winners) {
-        let mut insert = Query::insert();
-        insert
-            .into_table(request_attempt::Entity)
-            .columns(columns.clone());
-        for row in chunk {
+        let build = || {
+            let mut insert = Query::insert();
             insert
-                .values(row.values().into_iter().map(|(_, v)| SimpleExpr::from(v)))
-                .map_err(build_error)?;
+                .into_table(request_attempt::Entity)
+                .columns(columns.clone());
+            for row in chunk {
+                insert
+                    .values(row.values().into_iter().map(|(_, v)| SimpleExpr::from(v)))
+                    .map_err(build_error)?;
+            }
+            Ok::<_, StoreError>(insert)
+        };
+        let values = chunk
+            .iter()
+            .flat_map(|row| row.values().into_iter().map(|(_, v)| v))
+            .collect();
+        let target = OnConflict::columns(identity);
+        if insert_fresh(txn, "attempts", chunk.len(), values, build, target, report).await? {
+            report.attempts_written += chunk.len() as u64;
+            continue;
         }
+        let mut insert = build()?;
         insert
             .on_conflict(
                 OnConflict::columns(identity)

@@ -251,6 +251,71 @@ async fn pending_then_completed_in_a_later_batch_leaves_one_final_row() {
 }
 
 #[tokio::test]
+async fn a_chunk_of_new_rows_and_one_stored_row_is_written_and_charged_exactly_once() {
+    for_each_backend(|t| async move {
+        seed(&t.db).await;
+        let at = t0();
+        // r1 was written unfinished by an earlier batch; r2 and r3 are new.
+        let opened = Batch {
+            usage: vec![usage_row("r1", UsageStatus::Pending, at)],
+            ..Batch::default()
+        };
+        write_batch(&t.db, &opened).await.expect("pending");
+        let mut settled = Batch::default();
+        for id in ["r1", "r2", "r3"] {
+            settled.usage.push(finished(id, UsageStatus::Completed, at));
+            settled.spend.push(spend(id, "gk1", false, 0.5, at));
+        }
+        let report = write_batch(&t.db, &settled).await.expect("settled");
+        assert_eq!(
+            (
+                report.usage_written,
+                report.final_written,
+                report.spend_applied
+            ),
+            (3, 3, 3)
+        );
+        assert_eq!(usage::Entity::find().count(&t.db).await.expect("count"), 3);
+        for id in ["r1", "r2", "r3"] {
+            assert_eq!(usage_of(&t.db, id).await.status, "completed");
+        }
+        assert_eq!(key(&t.db, "gk1").await.total_requests, 3);
+
+        // The new rows alone go in as one plain insert.
+        let fresh = Batch {
+            usage: vec![
+                finished("r4", UsageStatus::Completed, at),
+                finished("r5", UsageStatus::Failed, at),
+            ],
+            ..Batch::default()
+        };
+        let report = write_batch(&t.db, &fresh).await.expect("fresh");
+        assert_eq!(
+            (
+                report.usage_written,
+                report.final_written,
+                report.statements
+            ),
+            (2, 2, 1)
+        );
+
+        // Replayed: every row is stored and final; nothing moves, nothing is charged again.
+        let report = write_batch(&t.db, &settled).await.expect("replay");
+        assert_eq!(
+            (
+                report.usage_written,
+                report.final_ignored,
+                report.spend_applied
+            ),
+            (0, 3, 0)
+        );
+        assert_eq!(key(&t.db, "gk1").await.total_requests, 3);
+        t
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_whole_chain_in_one_batch_ends_final() {
     for_each_backend(|t| async move {
         seed(&t.db).await;
