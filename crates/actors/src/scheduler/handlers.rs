@@ -143,7 +143,6 @@ impl Handler<CircuitChanged> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, msg: CircuitChanged, _ctx: &mut Self::Context) {
-        self.touch(&msg.key_id);
         match msg.circuit {
             routing::KeyCircuit::Closed => {
                 self.circuits.remove(&msg.key_id);
@@ -159,7 +158,6 @@ impl Handler<KeyCooling> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, msg: KeyCooling, _ctx: &mut Self::Context) {
-        self.touch(&msg.key_id);
         match msg.until {
             Some(until) => {
                 let entry = self.cooldowns.entry(msg.key_id).or_insert(until);

@@ -16,7 +16,7 @@ pub mod messages;
 
 use crate::handle::{Handle, Shards};
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use switchyard_core::catalog::Catalog;
@@ -44,9 +44,6 @@ pub struct Scheduler {
     stats: Arc<AffinityStats>,
     /// A replica's source of the key states pushed before it joined.
     seed: Option<Handle<Scheduler>>,
-    /// Until seeded: keys pushed to this replica since it joined, whose state is newer than
-    /// the seed's.
-    touched: Option<HashSet<String>>,
 }
 
 impl Scheduler {
@@ -59,7 +56,6 @@ impl Scheduler {
             state,
             stats,
             seed: None,
-            touched: None,
         }
     }
 
@@ -68,14 +64,7 @@ impl Scheduler {
     /// the copy and the registration.
     pub fn replica_of(mut self, seed: Handle<Scheduler>) -> Self {
         self.seed = Some(seed);
-        self.touched = Some(HashSet::new());
         self
-    }
-
-    fn touch(&mut self, key_id: &str) {
-        if let Some(touched) = &mut self.touched {
-            touched.insert(key_id.to_owned());
-        }
     }
 }
 
@@ -87,7 +76,9 @@ impl actix::Actor for Scheduler {
         let Some(seed) = self.seed.take() else {
             return;
         };
-        // `wait`: no Resolve is answered before the copy is in.
+        // `wait`: no message is handled before the copy is in, neither a Resolve nor a push.
+        // Pushes that arrive meanwhile wait in the mailbox and are applied after the copy, in
+        // the order they were sent, so the newer state wins.
         ctx.wait(
             async move {
                 seed.ask(messages::KeyStates, std::time::Duration::from_secs(10))
@@ -95,22 +86,13 @@ impl actix::Actor for Scheduler {
             }
             .into_actor(self)
             .map(|snapshot, act, _ctx| {
-                let touched = act.touched.take().unwrap_or_default();
                 match snapshot {
                     Ok(messages::KeyStateSnapshot {
                         circuits,
                         cooldowns,
                     }) => {
-                        for (key, circuit) in circuits {
-                            if !touched.contains(&key) {
-                                act.circuits.insert(key, circuit);
-                            }
-                        }
-                        for (key, until) in cooldowns {
-                            if !touched.contains(&key) {
-                                act.cooldowns.insert(key, until);
-                            }
-                        }
+                        act.circuits = circuits;
+                        act.cooldowns = cooldowns;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "a Scheduler replica could not copy the key states; it learns them from the next changes");
@@ -147,11 +129,6 @@ impl SchedulerSet {
             + self
                 .numbered
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The shards (not the replicas).
-    pub fn shards(&self) -> &Shards<Scheduler> {
-        &self.shards
     }
 
     /// Adds a replica: from now on it receives every push.
