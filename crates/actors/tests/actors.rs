@@ -583,12 +583,23 @@ async fn posted_records_hold_unfinished_rows_back_and_write_each_request_once() 
     );
 
     // A long request shows up while it runs, once the hold is over.
+    let posted = std::time::Instant::now();
     system
         .record_mail
         .pick("req-long")
         .post(opened("req-long"), "RequestOpened");
-    tokio::time::sleep(HOLD_UNFINISHED + Duration::from_millis(300)).await;
-    let mut statuses = stored_statuses(&db).await;
+    let mut statuses = Vec::new();
+    while posted.elapsed() < HOLD_UNFINISHED + Duration::from_secs(5) {
+        statuses = stored_statuses(&db).await;
+        if statuses.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        posted.elapsed() >= HOLD_UNFINISHED,
+        "an unfinished row was written before its hold ran out"
+    );
     statuses.sort();
     assert_eq!(statuses, ["completed", "pending"]);
 

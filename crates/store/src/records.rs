@@ -733,6 +733,31 @@ fn build_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(DbErr::Custom(format!("building a record statement: {e}")))
 }
 
+/// The multi-row `INSERT` of `rows` into `table`, with `columns` (each row's `values` in that
+/// order).
+fn plain_insert<R, C: IntoIden + Copy>(
+    table: impl sea_orm::sea_query::IntoTableRef,
+    columns: &[C],
+    rows: &[&R],
+    values: impl Fn(&R) -> Vec<(C, Value)>,
+) -> Result<sea_orm::sea_query::InsertStatement, StoreError> {
+    let mut insert = Query::insert();
+    insert.into_table(table).columns(columns.iter().copied());
+    for row in rows {
+        insert
+            .values(values(row).into_iter().map(|(_, v)| SimpleExpr::from(v)))
+            .map_err(build_error)?;
+    }
+    Ok(insert)
+}
+
+/// The values of `rows`, row after row, in column order: the parameters of [`plain_insert`].
+fn flat_values<R, C>(rows: &[&R], values: impl Fn(&R) -> Vec<(C, Value)>) -> Vec<Value> {
+    rows.iter()
+        .flat_map(|row| values(row).into_iter().map(|(_, v)| v))
+        .collect()
+}
+
 /// The text of the fresh insert of `rows` rows into `table` on `backend`, made by `build` the
 /// first time. Batches come in a few fixed chunk sizes (see [`fixed_chunks`]), so there are a
 /// handful of texts; building the statement anew for every chunk cost more CPU than SQLite
@@ -814,20 +839,8 @@ async fn write_usage(
         .collect();
     let guard = transition_guard::<UsageStatus>(usage::Entity, usage::Column::Status);
     for chunk in fixed_chunks(winners) {
-        let build = || {
-            let mut insert = Query::insert();
-            insert.into_table(usage::Entity).columns(columns.clone());
-            for row in chunk {
-                insert
-                    .values(row.values().into_iter().map(|(_, v)| SimpleExpr::from(v)))
-                    .map_err(build_error)?;
-            }
-            Ok::<_, StoreError>(insert)
-        };
-        let values = chunk
-            .iter()
-            .flat_map(|row| row.values().into_iter().map(|(_, v)| v))
-            .collect();
+        let build = || plain_insert(usage::Entity, &columns, chunk, UsageRow::values);
+        let values = flat_values(chunk, UsageRow::values);
         let identity = OnConflict::column(usage::Column::RequestId);
         if insert_fresh(txn, "usage", chunk.len(), values, build, identity, report).await? {
             report.usage_written += chunk.len() as u64;
@@ -891,22 +904,8 @@ async fn write_attempts(
         .collect();
     let guard = transition_guard::<AttemptStatus>(request_attempt::Entity, A::Status);
     for chunk in fixed_chunks(winners) {
-        let build = || {
-            let mut insert = Query::insert();
-            insert
-                .into_table(request_attempt::Entity)
-                .columns(columns.clone());
-            for row in chunk {
-                insert
-                    .values(row.values().into_iter().map(|(_, v)| SimpleExpr::from(v)))
-                    .map_err(build_error)?;
-            }
-            Ok::<_, StoreError>(insert)
-        };
-        let values = chunk
-            .iter()
-            .flat_map(|row| row.values().into_iter().map(|(_, v)| v))
-            .collect();
+        let build = || plain_insert(request_attempt::Entity, &columns, chunk, AttemptRow::values);
+        let values = flat_values(chunk, AttemptRow::values);
         let target = OnConflict::columns(identity);
         if insert_fresh(txn, "attempts", chunk.len(), values, build, target, report).await? {
             report.attempts_written += chunk.len() as u64;
