@@ -605,6 +605,16 @@ pub async fn slot_in_flight(gw: &Gateway, key_id: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether the key's in-flight slot count reaches `count` within 5 s (slots are released
+/// after the answer, so a test waits for them rather than reading once).
+pub async fn slots_reach(gw: &Gateway, key_id: &str, count: u64) -> bool {
+    eventually(Duration::from_secs(5), || async {
+        (slot_in_flight(gw, key_id).await == count).then_some(())
+    })
+    .await
+    .is_some()
+}
+
 /// The attempt rows of a trace that were really sent upstream (not skipped).
 pub fn tried(trace: &serde_json::Value) -> Vec<serde_json::Value> {
     trace["attempts"]

@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use switchyard_tests::{
     Gateway, KeySpec, Mock, ProviderSpec, attempt_rows, chat, chat_body, client, closed_port_url,
-    eventually, pair, request_id, secret, send, setup, slot_in_flight, sqlite_gateway, trace,
-    tried,
+    eventually, pair, request_id, secret, send, setup, slots_reach, sqlite_gateway, trace, tried,
 };
 
 fn json_body(text: &str) -> Value {
@@ -823,11 +822,8 @@ async fn a_full_key_makes_the_next_request_wait_then_get_429() {
 
     let slow = chat(&gw, &s.gateway_key, chat_body("gpt-test", false));
     let refused = async {
-        let held = eventually(Duration::from_secs(5), || async {
-            (slot_in_flight(&gw, &key_id).await == 1).then_some(())
-        })
-        .await;
-        assert!(held.is_some(), "the slow request never took the slot");
+        let held = slots_reach(&gw, &key_id, 1).await;
+        assert!(held, "the slow request never took the slot");
         let started = Instant::now();
         let answer = chat(&gw, &s.gateway_key, chat_body("gpt-test", false)).await;
         (answer, started.elapsed())
@@ -860,11 +856,8 @@ async fn a_full_key_makes_the_next_request_wait_then_get_429() {
         "{t}"
     );
     // The slot came back.
-    let free = eventually(Duration::from_secs(5), || async {
-        (slot_in_flight(&gw, &key_id).await == 0).then_some(())
-    })
-    .await;
-    assert!(free.is_some(), "the slot leaked");
+    let free = slots_reach(&gw, &key_id, 0).await;
+    assert!(free, "the slot leaked");
 }
 
 #[tokio::test]
@@ -884,11 +877,8 @@ async fn a_client_that_leaves_while_queued_for_a_slot_stops_waiting_at_once() {
         .await;
     let slow = chat(&gw, &s.gateway_key, chat_body("gpt-test", false));
     let leaver = async {
-        let held = eventually(Duration::from_secs(5), || async {
-            (slot_in_flight(&gw, &key_id).await == 1).then_some(())
-        })
-        .await;
-        assert!(held.is_some(), "the slow request never took the slot");
+        let held = slots_reach(&gw, &key_id, 1).await;
+        assert!(held, "the slow request never took the slot");
         // Queued behind the slow request, the client gives up after 300 ms.
         let gone = client()
             .post(gw.url("/v1/chat/completions"))
@@ -922,12 +912,9 @@ async fn a_client_that_leaves_while_queued_for_a_slot_stops_waiting_at_once() {
     );
     // Only the slow request reached the upstream, and its slot came back.
     assert_eq!(mock.count_for(k).await, 1);
-    let free = eventually(Duration::from_secs(5), || async {
-        (slot_in_flight(&gw, &key_id).await == 0).then_some(())
-    })
-    .await;
+    let free = slots_reach(&gw, &key_id, 0).await;
     assert!(
-        free.is_some(),
+        free,
         "the slot leaked: {}",
         switchyard_tests::admin_get(&gw, "/slots").await
     );

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use switchyard_tests::{
     Gateway, KeySpec, Mock, ProviderSpec, admin_get, chat, chat_body, eventually, gateway_key,
-    gateway_status, key_health, key_slots, request_id, send, setup, slot_in_flight, sqlite_gateway,
-    trace, tried,
+    gateway_status, key_health, key_slots, request_id, send, setup, slot_in_flight, slots_reach,
+    sqlite_gateway, trace, tried,
 };
 
 /// Short back-offs and a 1 s queue wait, so that every test runs in seconds.
@@ -417,11 +417,8 @@ async fn a_cache_warm_client_may_use_the_slot_reserved_for_it_and_no_more() {
     }
     let stats = mock.stats().await;
     assert_eq!(stats["max_in_flight_by_key"][k.as_str()], 4, "{stats}");
-    let free = eventually(Duration::from_secs(5), || async {
-        (slot_in_flight(&gw, &key_id).await == 0).then_some(())
-    })
-    .await;
-    assert!(free.is_some(), "a slot leaked");
+    let free = slots_reach(&gw, &key_id, 0).await;
+    assert!(free, "a slot leaked");
 }
 
 #[tokio::test]
@@ -920,11 +917,8 @@ async fn a_queue_wait_shorter_than_the_slow_request_ends_in_429_with_retry_after
         .await;
     let slow = chat(&gw, &s.gateway_key, chat_body("gpt-test", false));
     let waiting = async {
-        let held = eventually(Duration::from_secs(5), || async {
-            (slot_in_flight(&gw, &key_id).await == 1).then_some(())
-        })
-        .await;
-        assert!(held.is_some());
+        let held = slots_reach(&gw, &key_id, 1).await;
+        assert!(held);
         let started = Instant::now();
         let answer = chat(&gw, &s.gateway_key, chat_body("gpt-test", false)).await;
         (answer, started.elapsed())
