@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchyard_actors::ActorSystem;
 use switchyard_actors::RoutingConfig;
 use switchyard_actors::health::messages::{HealthOf, Outcome};
-use switchyard_actors::recorder::messages::{Flush, RequestFinished, RequestOpened};
+use switchyard_actors::recorder::messages::{Flush, RecordEvent, RequestFinished, RequestOpened};
 use switchyard_actors::scheduler::messages::{KeyCooling, Resolve};
 use switchyard_actors::slots::KeySlots;
 use switchyard_actors::slots::messages::{AcquireSlot, CancelWait, Denied, LimitsOf};
@@ -443,6 +443,18 @@ where
     }
 }
 
+/// A requester of `lease` that waits in line (up to 10 s) on its own task.
+fn queue_up(
+    slots: &switchyard_actors::handle::Handle<KeySlots>,
+    lease: &str,
+) -> tokio::task::JoinHandle<
+    Result<<AcquireSlot as actix::Message>::Result, switchyard_actors::handle::SendError>,
+> {
+    let slots = slots.clone();
+    let request = acquire(lease, 1, Some(Duration::from_secs(10)));
+    tokio::spawn(async move { slots.ask(request, ASK * 3).await })
+}
+
 #[actix_rt::test]
 async fn a_cancelled_wait_leaves_the_line_or_gives_back_the_slot_it_was_granted() {
     let (system, db) = system(1).await;
@@ -481,28 +493,14 @@ async fn a_cancelled_wait_leaves_the_line_or_gives_back_the_slot_it_was_granted(
     let lease = KeySlots::lease(&slots, &first, granted);
 
     // Still in line: the requester leaves, its place goes at once.
-    let gone = {
-        let slots = slots.clone();
-        tokio::spawn(async move {
-            slots
-                .ask(acquire("b", 1, Some(Duration::from_secs(10))), ASK * 3)
-                .await
-        })
-    };
+    let gone = queue_up(&slots, "b");
     within("b never queued", || async { waiting(&slots).await == 1 }).await;
     gone.abort();
     slots.tell(cancel("b"));
     within("b kept its place", || async { waiting(&slots).await == 0 }).await;
 
     // Granted while its requester was leaving: the slot comes straight back.
-    let gone = {
-        let slots = slots.clone();
-        tokio::spawn(async move {
-            slots
-                .ask(acquire("c", 1, Some(Duration::from_secs(10))), ASK * 3)
-                .await
-        })
-    };
+    let gone = queue_up(&slots, "c");
     within("c never queued", || async { waiting(&slots).await == 1 }).await;
     gone.abort();
     drop(lease);
@@ -536,7 +534,6 @@ async fn stored_statuses(db: &switchyard_store::testing::TestDb) -> Vec<String> 
 #[actix_rt::test]
 async fn posted_records_hold_unfinished_rows_back_and_write_each_request_once() {
     use switchyard_actors::recorder::HOLD_UNFINISHED;
-    use switchyard_actors::recorder::messages::RecordEvent;
     let (system, db) = system(1).await;
     let now = Utc::now();
     let post = |event: RecordEvent| {
@@ -624,25 +621,30 @@ async fn posted_records_hold_unfinished_rows_back_and_write_each_request_once() 
 async fn the_recorder_writes_one_final_row_and_meters_its_mailbox() {
     let (system, db) = system(2).await;
     let recorder = system.recorder.pick("req-1").clone();
+    let tray = system.record_mail.pick("req-1");
+    let post = |event: RecordEvent| {
+        let kind = event.kind();
+        tray.post(event, kind);
+    };
     let now = Utc::now();
-    recorder.tell(RequestOpened {
+    post(RecordEvent::Opened(RequestOpened {
         usage: UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Pending, now),
         attempts: vec![],
-    });
+    }));
     let mut done = UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Completed, now);
     done.status_code = Some(200);
-    recorder.tell(RequestFinished {
+    post(RecordEvent::Finished(RequestFinished {
         usage: done,
         attempts: vec![],
         spend: None,
-    });
+    }));
     let mut late = UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Failed, now);
     late.status_code = Some(500);
-    recorder.tell(RequestFinished {
+    post(RecordEvent::Finished(RequestFinished {
         usage: late,
         attempts: vec![],
         spend: None,
-    });
+    }));
     recorder.ask(Flush, ASK).await.expect("flushed");
     use sea_orm::EntityTrait;
     let rows = switchyard_store::entity::usage::Entity::find()

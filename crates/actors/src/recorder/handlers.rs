@@ -75,7 +75,7 @@ impl Recorder {
         };
         let handled = inbox.drain(|event| match event {
             RecordEvent::Opened(msg) => self.opened(msg),
-            RecordEvent::Attempt(msg) => self.pending.attempts.push(msg.0),
+            RecordEvent::Attempt(AttemptFinished(row)) => self.pending.attempts.push(row),
             RecordEvent::Streaming(msg) => self.push_usage(msg.0),
             RecordEvent::Finished(msg) => self.finished(msg),
         });
@@ -190,42 +190,6 @@ impl Recorder {
     }
 }
 
-impl Handler<RequestOpened> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: RequestOpened, ctx: &mut Self::Context) {
-        self.opened(msg);
-        self.after_push(ctx);
-    }
-}
-
-impl Handler<AttemptFinished> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: AttemptFinished, ctx: &mut Self::Context) {
-        self.pending.attempts.push(msg.0);
-        self.after_push(ctx);
-    }
-}
-
-impl Handler<RequestStreaming> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: RequestStreaming, ctx: &mut Self::Context) {
-        self.push_usage(msg.0);
-        self.after_push(ctx);
-    }
-}
-
-impl Handler<RequestFinished> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: RequestFinished, ctx: &mut Self::Context) {
-        self.finished(msg);
-        self.after_push(ctx);
-    }
-}
-
 impl Handler<Flush> for Recorder {
     type Result = ResponseFuture<()>;
 
@@ -240,4 +204,4 @@ impl Handler<Flush> for Recorder {
     }
 }
 
-crate::metered!(Recorder: RequestOpened, AttemptFinished, RequestStreaming, RequestFinished, Flush);
+crate::metered!(Recorder: Flush);

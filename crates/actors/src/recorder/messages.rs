@@ -12,25 +12,13 @@ pub struct RequestOpened {
     pub attempts: Vec<AttemptRow>,
 }
 
-impl Message for RequestOpened {
-    type Result = ();
-}
-
 /// An attempt (or a skip decided at attempt time) finished.
 #[derive(Debug)]
 pub struct AttemptFinished(pub AttemptRow);
 
-impl Message for AttemptFinished {
-    type Result = ();
-}
-
 /// A streamed response was committed to the client (usage row → `streaming`).
 #[derive(Debug)]
 pub struct RequestStreaming(pub UsageRow);
-
-impl Message for RequestStreaming {
-    type Result = ();
-}
 
 /// The request is settled: its final usage row, the spend to apply, and the rows of attempts
 /// that ended with it (the serving attempt, sent here rather than in a message of its own).
@@ -44,10 +32,6 @@ pub struct RequestFinished {
     pub spend: Option<SpendDelta>,
 }
 
-impl Message for RequestFinished {
-    type Result = ();
-}
-
 /// Write everything buffered now and answer when it is in the database (tests, shutdown).
 #[derive(Debug)]
 pub struct Flush;
@@ -56,9 +40,8 @@ impl Message for Flush {
     type Result = ();
 }
 
-/// What the request path posts to the Recorder's tray (see [`crate::handle::Tray`]): the same
-/// events as the messages above, collected every few milliseconds instead of waking the
-/// Recorder's thread once per event.
+/// What the request path posts to the Recorder's tray (see [`crate::handle::Tray`]), collected
+/// every few milliseconds instead of waking the Recorder's thread once per event.
 #[derive(Debug)]
 pub enum RecordEvent {
     /// See [`RequestOpened`].

@@ -1,5 +1,6 @@
 //! The Recorder: owns attempt and usage records not yet in the database and writes them in
-//! batches, off the request path. Every message is fire-and-forget except `Flush`.
+//! batches, off the request path. The request path's events (a request opened, streaming or
+//! finished, an attempt finished) arrive through its tray; its mailbox takes `Flush`.
 //!
 //! Invariants: one usage row per request, whose final status is written once (the store's
 //! guarded upsert refuses a second final state); a request opened and finished within one batch
