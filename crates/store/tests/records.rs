@@ -198,15 +198,20 @@ async fn provider_used(db: &Database, id: &str) -> f64 {
         .monthly_used_usd
 }
 
+/// A batch holding only `id`'s pending row.
+fn opened(id: &str, at: DateTime<Utc>) -> Batch {
+    Batch {
+        usage: vec![usage_row(id, UsageStatus::Pending, at)],
+        ..Batch::default()
+    }
+}
+
 #[tokio::test]
 async fn pending_then_completed_in_a_later_batch_leaves_one_final_row() {
     for_each_backend(|t| async move {
         seed(&t.db).await;
         let at = t0();
-        let opened = Batch {
-            usage: vec![usage_row("r1", UsageStatus::Pending, at)],
-            ..Batch::default()
-        };
+        let opened = opened("r1", at);
         let report = write_batch(&t.db, &opened).await.expect("pending");
         assert_eq!((report.usage_written, report.final_written), (1, 0));
         assert_eq!(usage_of(&t.db, "r1").await.status, "pending");
@@ -256,10 +261,7 @@ async fn a_chunk_of_new_rows_and_one_stored_row_is_written_and_charged_exactly_o
         seed(&t.db).await;
         let at = t0();
         // r1 was written unfinished by an earlier batch; r2 and r3 are new.
-        let opened = Batch {
-            usage: vec![usage_row("r1", UsageStatus::Pending, at)],
-            ..Batch::default()
-        };
+        let opened = opened("r1", at);
         write_batch(&t.db, &opened).await.expect("pending");
         let mut settled = Batch::default();
         for id in ["r1", "r2", "r3"] {
