@@ -63,7 +63,7 @@ impl Default for RoutingConfig {
             connect_timeout: Duration::from_secs(10),
             actor_timeout: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(900),
-            record_batch: 64,
+            record_batch: 1024,
             record_flush: Duration::from_millis(100),
             shards: 1,
             max_in_flight: 10_000,
