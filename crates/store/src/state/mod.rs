@@ -47,6 +47,10 @@ pub const RPM_WINDOW: Duration = Duration::from_secs(60);
 pub(crate) const MEMBER_SEPARATOR: char = '\u{1f}';
 
 /// Shared hot state, in memory or in Redis. Cheap to clone: clones share the same state.
+///
+/// Every method awaits its Redis arm boxed: a Redis call's future is kilobytes, and unboxed it
+/// would make every call's future that large — memory calls included, which the actors move
+/// into a spawned task on the request path.
 #[derive(Clone, Debug)]
 pub enum SharedState {
     /// One process: maps in memory.
@@ -246,7 +250,7 @@ impl SharedState {
         check_id("acquire", "endpoint_id", &req.endpoint_id)?;
         match self {
             Self::Memory(m) => Ok(m.acquire(req)),
-            Self::Redis(r) => r.acquire(req).await,
+            Self::Redis(r) => Box::pin(r.acquire(req)).await,
         }
     }
 
@@ -265,7 +269,7 @@ impl SharedState {
                 m.release(key_id, endpoint_id, lease_id);
                 Ok(())
             }
-            Self::Redis(r) => r.release(key_id, endpoint_id, lease_id).await,
+            Self::Redis(r) => Box::pin(r.release(key_id, endpoint_id, lease_id)).await,
         }
     }
 
@@ -283,7 +287,7 @@ impl SharedState {
         check_id("renew", "endpoint_id", endpoint_id)?;
         match self {
             Self::Memory(m) => Ok(m.renew(key_id, endpoint_id, lease_id, ttl)),
-            Self::Redis(r) => r.renew(key_id, endpoint_id, lease_id, ttl).await,
+            Self::Redis(r) => Box::pin(r.renew(key_id, endpoint_id, lease_id, ttl)).await,
         }
     }
 
@@ -291,7 +295,7 @@ impl SharedState {
     pub async fn in_flight(&self, key_id: &str) -> Result<u32, StateError> {
         match self {
             Self::Memory(m) => Ok(m.in_flight(key_id)),
-            Self::Redis(r) => r.in_flight(key_id).await,
+            Self::Redis(r) => Box::pin(r.in_flight(key_id)).await,
         }
     }
 
@@ -299,7 +303,7 @@ impl SharedState {
     pub async fn endpoint_in_flight(&self, endpoint_id: &str) -> Result<u32, StateError> {
         match self {
             Self::Memory(m) => Ok(m.endpoint_in_flight(endpoint_id)),
-            Self::Redis(r) => r.endpoint_in_flight(endpoint_id).await,
+            Self::Redis(r) => Box::pin(r.endpoint_in_flight(endpoint_id)).await,
         }
     }
 
@@ -310,7 +314,7 @@ impl SharedState {
                 m.reset_leases(key_id);
                 Ok(())
             }
-            Self::Redis(r) => r.reset_leases(key_id).await,
+            Self::Redis(r) => Box::pin(r.reset_leases(key_id)).await,
         }
     }
 
@@ -326,7 +330,7 @@ impl SharedState {
     ) -> Result<RpmOutcome, StateError> {
         match self {
             Self::Memory(m) => Ok(m.rpm_admit(key_id, limit, request_id, now)),
-            Self::Redis(r) => r.rpm_admit(key_id, limit, request_id, now).await,
+            Self::Redis(r) => Box::pin(r.rpm_admit(key_id, limit, request_id, now)).await,
         }
     }
 
@@ -337,7 +341,7 @@ impl SharedState {
                 m.set_cooldown(key_id, until);
                 Ok(())
             }
-            Self::Redis(r) => r.set_cooldown(key_id, until).await,
+            Self::Redis(r) => Box::pin(r.set_cooldown(key_id, until)).await,
         }
     }
 
@@ -349,7 +353,7 @@ impl SharedState {
     ) -> Result<Vec<(String, DateTime<Utc>)>, StateError> {
         let mut all = match self {
             Self::Memory(m) => m.cooldowns(now),
-            Self::Redis(r) => r.cooldowns(now).await?,
+            Self::Redis(r) => Box::pin(r.cooldowns(now)).await?,
         };
         all.sort();
         Ok(all)
@@ -362,7 +366,7 @@ impl SharedState {
                 m.clear_cooldown(key_id);
                 Ok(())
             }
-            Self::Redis(r) => r.clear_cooldown(key_id).await,
+            Self::Redis(r) => Box::pin(r.clear_cooldown(key_id)).await,
         }
     }
 
@@ -374,7 +378,7 @@ impl SharedState {
     ) -> Result<Option<AffinityEntry>, StateError> {
         match self {
             Self::Memory(m) => Ok(m.affinity_get(k, now)),
-            Self::Redis(r) => r.affinity_get(k, now).await,
+            Self::Redis(r) => Box::pin(r.affinity_get(k, now)).await,
         }
     }
 
@@ -391,7 +395,7 @@ impl SharedState {
     ) -> Result<AffinityEntry, StateError> {
         match self {
             Self::Memory(m) => Ok(m.affinity_set(k, target, ttl, now)),
-            Self::Redis(r) => r.affinity_set(k, target, ttl, now).await,
+            Self::Redis(r) => Box::pin(r.affinity_set(k, target, ttl, now)).await,
         }
     }
 
@@ -405,7 +409,9 @@ impl SharedState {
     ) -> Result<bool, StateError> {
         match self {
             Self::Memory(m) => Ok(m.affinity_invalidate(k, provider_key_id, endpoint_id)),
-            Self::Redis(r) => r.affinity_invalidate(k, provider_key_id, endpoint_id).await,
+            Self::Redis(r) => {
+                Box::pin(r.affinity_invalidate(k, provider_key_id, endpoint_id)).await
+            }
         }
     }
 
@@ -416,7 +422,7 @@ impl SharedState {
     ) -> Result<Vec<(AffinityKey, AffinityEntry)>, StateError> {
         let mut all = match self {
             Self::Memory(m) => m.affinity_list(limit),
-            Self::Redis(r) => r.affinity_list(limit).await?,
+            Self::Redis(r) => Box::pin(r.affinity_list(limit)).await?,
         };
         all.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(all)
@@ -427,7 +433,7 @@ impl SharedState {
     pub async fn affinity_clear(&self, affinity_key: Option<&str>) -> Result<u64, StateError> {
         match self {
             Self::Memory(m) => Ok(m.affinity_clear(affinity_key)),
-            Self::Redis(r) => r.affinity_clear(affinity_key).await,
+            Self::Redis(r) => Box::pin(r.affinity_clear(affinity_key)).await,
         }
     }
 
@@ -436,7 +442,7 @@ impl SharedState {
     pub async fn clear_all(&self) -> Result<u64, StateError> {
         match self {
             Self::Memory(m) => Ok(m.clear_all()),
-            Self::Redis(r) => r.clear_all().await,
+            Self::Redis(r) => Box::pin(r.clear_all()).await,
         }
     }
 }
