@@ -2,6 +2,8 @@
 
 use crate::request::UpstreamRequest;
 use dashmap::DashMap;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 use switchyard_core::catalog::Endpoint;
 
@@ -75,7 +77,12 @@ pub async fn send(
     request: UpstreamRequest,
     header_timeout: Duration,
 ) -> Result<reqwest::Response, SendFailure> {
-    let mut builder = client.post(&request.url).body(request.body);
+    let mut builder = match parsed_url(&request.url) {
+        Ok(url) => client.post(url),
+        // reqwest reports the same parse error when the request is sent.
+        Err(_) => client.post(&request.url),
+    }
+    .body(request.body);
     for (name, value) in request.headers {
         builder = builder.header(name, value);
     }
@@ -85,6 +92,30 @@ pub async fn send(
         // The error text never contains the credential: it is a header, not part of the URL.
         Ok(Err(e)) => Err(SendFailure::Connect(describe(e))),
     }
+}
+
+/// Most URL texts one thread keeps parsed before it starts over.
+const MAX_PARSED_URLS: usize = 1024;
+
+thread_local! {
+    /// URL texts already parsed on this thread: the same few upstream URLs come back on every
+    /// request, and parsing one (scheme, host, IDNA, path) cost more than the rest of building
+    /// the request.
+    static PARSED_URLS: RefCell<HashMap<String, reqwest::Url>> = RefCell::new(HashMap::new());
+}
+
+fn parsed_url(text: &str) -> Result<reqwest::Url, url::ParseError> {
+    PARSED_URLS.with_borrow_mut(|parsed| {
+        if let Some(url) = parsed.get(text) {
+            return Ok(url.clone());
+        }
+        let url = reqwest::Url::parse(text)?;
+        if parsed.len() >= MAX_PARSED_URLS {
+            parsed.clear();
+        }
+        parsed.insert(text.to_owned(), url.clone());
+        Ok(url)
+    })
 }
 
 fn describe(e: reqwest::Error) -> String {
@@ -98,4 +129,19 @@ fn describe(e: reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parsed_url;
+
+    #[test]
+    fn parsed_urls_are_the_parser_s_own_and_bad_ones_stay_errors() {
+        let text = "http://127.0.0.1:9/_b/status=500/v1/chat/completions";
+        for _ in 0..2 {
+            assert_eq!(parsed_url(text), reqwest::Url::parse(text));
+        }
+        assert!(parsed_url("http://exa mple.com/v1").is_err());
+        assert!(parsed_url("not a url").is_err());
+    }
 }
