@@ -18,6 +18,7 @@ pub mod gemini;
 pub mod ir;
 mod json_field;
 pub mod openai;
+mod shape;
 pub mod signature;
 pub mod sse;
 pub mod usage;

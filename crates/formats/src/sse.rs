@@ -26,6 +26,10 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// A line buffer up to this size is kept for the next line; a larger one (a rare huge event)
+/// is freed.
+const REUSED_LINE_BYTES: usize = 64 * 1024;
+
 /// One dispatched event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseEvent {
@@ -188,8 +192,20 @@ impl SseParser {
         if std::mem::replace(&mut self.skipping_line, false) {
             return None;
         }
-        let raw = std::mem::take(&mut self.line);
-        let mut bytes = raw.as_slice();
+        // Taken for the length of the line and handed back empty: its capacity serves the next
+        // line (a fresh buffer per line was most of the parser's allocations).
+        let mut raw = std::mem::take(&mut self.line);
+        let event = self.field_line(&raw, first);
+        raw.clear();
+        if raw.capacity() <= REUSED_LINE_BYTES {
+            self.line = raw;
+        }
+        event
+    }
+
+    /// Applies one complete, non-skipped line.
+    fn field_line(&mut self, raw: &[u8], first: bool) -> Option<SseEvent> {
+        let mut bytes = raw;
         if first && bytes.starts_with(BOM) {
             bytes = &bytes[BOM.len()..];
         }

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::dialect::{ClientRequest, Dialect, token_count, untyped_event_object};
 pub use crate::dialect::{RequestError, StreamEvent};
+use crate::shape::Shape;
 use crate::sse::SseEvent;
 use crate::usage::Usage;
 use crate::validate::{json_object, messages_with_roles, optional_bool, required_string};
@@ -137,7 +138,12 @@ impl Serialize for StreamOptions<'_> {
 /// `completion_tokens`, which already includes `completion_tokens_details.reasoning_tokens`.
 #[must_use]
 pub fn usage_from_response(body: &Value) -> Option<Usage> {
-    let usage = body.get("usage")?.as_object()?;
+    usage_from_object(body.get("usage")?)
+}
+
+/// [`usage_from_response`] of the `usage` object itself.
+fn usage_from_object(usage: &Value) -> Option<Usage> {
+    let usage = usage.as_object()?;
     let prompt = token_count(usage.get("prompt_tokens"));
     let completion = token_count(usage.get("completion_tokens"));
     if prompt.is_none() && completion.is_none() {
@@ -174,6 +180,74 @@ pub fn classify_stream_event(ev: &SseEvent) -> StreamEvent {
     if data == "[DONE]" {
         return StreamEvent::Done { usage: None };
     }
+    if ev.event.as_deref() != Some("error")
+        && let Some(event) = classify_plain_chunk(data)
+    {
+        return event;
+    }
+    classify_chunk_value(ev, data)
+}
+
+/// What classification reads of a chunk, without building its JSON tree: a chunk is mostly
+/// envelope around a few tokens, and a `Value` of each cost more than relaying it.
+#[derive(serde::Deserialize)]
+struct ChunkView<'a> {
+    #[serde(default)]
+    choices: Option<Vec<ChoiceView>>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<Shape>,
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    object: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceView {
+    #[serde(default)]
+    finish_reason: Option<Shape>,
+    #[serde(default)]
+    delta: Option<Shape>,
+}
+
+/// The usual chunk classified through [`ChunkView`]; `None` for anything else (not an object,
+/// a field of an unexpected type, anything that may be an error), which
+/// [`classify_chunk_value`] decides. Both agree wherever this answers (tested).
+fn classify_plain_chunk(data: &str) -> Option<StreamEvent> {
+    // A derived struct also reads a JSON array, field by field: only objects may take this way.
+    if !data.starts_with('{') {
+        return None;
+    }
+    let view: ChunkView<'_> = serde_json::from_str(data).ok()?;
+    if view.error.is_some()
+        || view.kind.as_deref() == Some("error")
+        || view.object.as_deref() == Some("error")
+    {
+        return None;
+    }
+    let choices = view.choices.unwrap_or_default();
+    let finished = choices.iter().any(|choice| match choice.finish_reason {
+        None | Some(Shape::Null) => false,
+        // Some compatible servers send "" on every chunk.
+        Some(Shape::Text { empty }) => !empty,
+        Some(_) => true,
+    });
+    let content = choices
+        .iter()
+        .any(|choice| matches!(choice.delta, Some(Shape::Object { any_says: true, .. })));
+    let usage = view.usage.as_ref().and_then(usage_from_object);
+    Some(StreamEvent::Chunk {
+        usage_only: choices.is_empty() && usage.is_some(),
+        usage,
+        finished,
+        content,
+    })
+}
+
+/// Any chunk classified through its JSON tree.
+fn classify_chunk_value(ev: &SseEvent, data: &str) -> StreamEvent {
     let value = match untyped_event_object(ev, data) {
         Ok(value) => value,
         Err(event) => return event,
@@ -229,6 +303,50 @@ mod tests {
     use crate::sse::SseParser;
     use crate::test_support::{data_event, err, rejection};
     use serde_json::json;
+
+    #[test]
+    fn chunks_read_without_a_json_tree_classify_as_through_one() {
+        let usual = [
+            r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi \"there\""},"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":""},"finish_reason":""}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":null,"tool_calls":[]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":"text"}]}"#,
+            r#"{"choices":[{"finish_reason":{"why":"odd"}}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}}"#,
+            r#"{"choices":null,"usage":{"prompt_tokens":1}}"#,
+            r#"{"choices":[],"usage":null}"#,
+            r#"{"choices":[],"usage":{"total_tokens":5}}"#,
+            r#"{"error":null,"choices":[{"delta":{"content":"x"}}]}"#,
+            r#"{}"#,
+        ];
+        for data in usual {
+            let fast = classify_plain_chunk(data).unwrap_or_else(|| panic!("no fast path: {data}"));
+            assert_eq!(
+                fast,
+                classify_chunk_value(&data_event(data), data),
+                "{data}"
+            );
+        }
+        // Errors, odd types and non-objects are left to the JSON tree.
+        for data in [
+            r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            r#"{"error":false,"choices":[]}"#,
+            r#"{"type":"error","message":"x"}"#,
+            r#"{"object":"error","message":"x"}"#,
+            r#"{"choices":"none"}"#,
+            r#"{"choices":[1]}"#,
+            r#"{"type":7}"#,
+            "[1]",
+            "[]",
+            "[null,null]",
+            "not json",
+        ] {
+            assert_eq!(classify_plain_chunk(data), None, "{data}");
+        }
+    }
 
     fn request_error(raw: &str) -> (String, String) {
         rejection(parse_request(raw.as_bytes()))
