@@ -5,10 +5,12 @@
 //! 2xx body goes through [`inspect_json_body`] so both paths classify the same way.
 //! Format-neutral: the error-object test covers the OpenAI, Anthropic, Gemini and vLLM shapes.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
 use switchyard_core::outcome::ErrorBody;
 
 use crate::error_body::error_body_from_json;
+use crate::shape::Shape;
 
 /// The verdict on a body that was expected to be JSON.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +38,62 @@ pub fn inspect_json_body(raw: &[u8]) -> BodyKind {
         Ok(value) => BodyKind::Json(value),
         Err(_) => BodyKind::Malformed,
     }
+}
+
+/// [`inspect_json_body`] for an answer relayed as it came: a plain answer object is
+/// [`BodyKind::Json`] of only its top-level `id`, `usage` and `usageMetadata` — all the gateway
+/// reads of such an answer — read without building the rest of its tree. Anything else (HTML,
+/// an error object, not an object, one of those fields of an unexpected type) is inspected whole.
+#[must_use]
+pub fn inspect_relayed_body(raw: &[u8]) -> BodyKind {
+    match answer_summary(raw) {
+        Some(summary) => BodyKind::Json(summary),
+        None => inspect_json_body(raw),
+    }
+}
+
+/// The top-level fields of an answer that [`inspect_relayed_body`] keeps or checks.
+#[derive(serde::Deserialize)]
+struct AnswerView<'a> {
+    #[serde(default)]
+    error: Option<Shape>,
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    object: Option<Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default, rename = "usageMetadata")]
+    usage_metadata: Option<Value>,
+}
+
+fn answer_summary(raw: &[u8]) -> Option<Value> {
+    // A derived struct also reads a JSON array, field by field: only objects may take this way
+    // (a byte-order mark or HTML never starts with `{`).
+    let start = raw.iter().position(|b| !b.is_ascii_whitespace())?;
+    if raw[start] != b'{' {
+        return None;
+    }
+    let view: AnswerView<'_> = serde_json::from_slice(raw).ok()?;
+    if view.error.is_some()
+        || view.kind.as_deref() == Some("error")
+        || view.object.as_deref() == Some("error")
+    {
+        return None;
+    }
+    let mut summary = Map::new();
+    for (name, value) in [
+        ("id", view.id),
+        ("usage", view.usage),
+        ("usageMetadata", view.usage_metadata),
+    ] {
+        if let Some(value) = value {
+            summary.insert(name.to_owned(), value);
+        }
+    }
+    Some(Value::Object(summary))
 }
 
 /// True when the body, after leading whitespace (and a byte-order mark), starts with
@@ -81,6 +139,68 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn relayed_answers_summarised_read_as_inspected_whole() {
+        use crate::convert::usage_from_response;
+        use crate::dialect::Dialect;
+        let answers = [
+            (
+                Dialect::Chat,
+                r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":13,"prompt_tokens_details":{"cached_tokens":2}}}"#,
+            ),
+            (
+                Dialect::Chat,
+                r#"  {"choices":[],"usage":null,"error":null}"#,
+            ),
+            (
+                Dialect::Responses,
+                r#"{"id":"resp_1","object":"response","output":[],"usage":{"input_tokens":5,"output_tokens":7}}"#,
+            ),
+            (
+                Dialect::Messages,
+                r#"{"id":"msg_1","type":"message","content":[],"usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":1}}"#,
+            ),
+            (
+                Dialect::Gemini,
+                r#"{"candidates":[],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":2}}"#,
+            ),
+        ];
+        for (dialect, raw) in answers {
+            let (BodyKind::Json(summary), BodyKind::Json(whole)) = (
+                inspect_relayed_body(raw.as_bytes()),
+                inspect_json_body(raw.as_bytes()),
+            ) else {
+                panic!("not an answer: {raw}");
+            };
+            assert!(summary.get("choices").is_none(), "{raw}");
+            assert_eq!(
+                usage_from_response(dialect, &summary),
+                usage_from_response(dialect, &whole),
+                "{raw}"
+            );
+            assert_eq!(summary.get("id"), whole.get("id"), "{raw}");
+        }
+        for raw in [
+            r#"{"error":{"message":"busy","type":"server_error"}}"#,
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#,
+            r#"{"object":"error","message":"bad","code":400}"#,
+            r#"{"error":false,"id":"x"}"#,
+            r#"{"type":7}"#,
+            r#"[{"error":{"message":"x"}}]"#,
+            "[]",
+            "<html><body>502</body></html>",
+            "\u{feff}{}",
+            "",
+            "{",
+        ] {
+            assert_eq!(
+                inspect_relayed_body(raw.as_bytes()),
+                inspect_json_body(raw.as_bytes()),
+                "{raw}"
+            );
+        }
+    }
 
     #[test]
     fn html_detection() {

@@ -12,7 +12,9 @@ use switchyard_core::catalog::{Endpoint, ProviderKey};
 use switchyard_core::outcome::UpstreamOutcome;
 use switchyard_core::ratelimit;
 use switchyard_core::secret::redact;
-use switchyard_formats::body::{BodyKind, inspect_json_body, looks_like_html};
+use switchyard_formats::body::{
+    BodyKind, inspect_json_body, inspect_relayed_body, looks_like_html,
+};
 use switchyard_formats::convert;
 use switchyard_formats::dialect::{Dialect, StreamEvent};
 use switchyard_formats::error_body::parse_error_body;
@@ -291,7 +293,13 @@ async fn whole_body(
         }
         Ok(Ok(bytes)) => bytes,
     };
-    match inspect_json_body(&bytes) {
+    // Relayed as it came, the answer is only read for its usage and id; converted, whole.
+    let kind = if dialects.upstream == dialects.client {
+        inspect_relayed_body(&bytes)
+    } else {
+        inspect_json_body(&bytes)
+    };
+    match kind {
         BodyKind::Json(value) => {
             let usage = convert::usage_from_response(dialects.upstream, &value);
             let response_id = (dialects.upstream == Dialect::Responses)
