@@ -114,6 +114,23 @@ impl Handler<Outcome> for HealthMonitor {
     type Result = ();
 
     fn handle(&mut self, msg: Outcome, _ctx: &mut Self::Context) {
+        self.apply(msg);
+    }
+}
+
+impl Handler<Outcomes> for HealthMonitor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Outcomes, _ctx: &mut Self::Context) {
+        for outcome in msg.0 {
+            self.apply(outcome);
+        }
+    }
+}
+
+impl HealthMonitor {
+    /// Counts one attempt's outcome in its key's breaker; announces a transition.
+    fn apply(&mut self, msg: Outcome) {
         let config = self.config.clone();
         let transition = match msg.effect {
             HealthEffect::Neutral => {
@@ -220,4 +237,4 @@ impl Handler<PersistNow> for HealthMonitor {
     }
 }
 
-crate::metered!(HealthMonitor: AcquireProbe, Outcome, HealthOf, RecoverKey, Restore, RecentEvents, PersistNow);
+crate::metered!(HealthMonitor: AcquireProbe, Outcome, Outcomes, HealthOf, RecoverKey, Restore, RecentEvents, PersistNow);

@@ -37,6 +37,15 @@ impl Message for Outcome {
     type Result = ();
 }
 
+/// Outcomes of several attempts, applied in order (KeySlots forwards those its releases carry
+/// in one message per batch).
+#[derive(Debug)]
+pub struct Outcomes(pub Vec<Outcome>);
+
+impl Message for Outcomes {
+    type Result = ();
+}
+
 /// The health of one key, or of every key this shard knows.
 #[derive(Debug)]
 pub struct HealthOf {

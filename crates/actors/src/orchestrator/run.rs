@@ -322,6 +322,8 @@ impl Looper<'_> {
                 wait,
             };
             let slots = system.slots.pick(&key.id);
+            // Slots this thread freed and has not sent yet go first.
+            crate::slots::outbox::flush(slots);
             let asked = slots.ask(
                 request.clone(),
                 config.actor_timeout + wait.unwrap_or_default(),

@@ -4,6 +4,8 @@ use super::backends::Backends;
 use super::messages::*;
 use super::{KeyEntry, KeySlots, Lease};
 use crate::handle::Handle;
+use crate::health::HealthMonitor;
+use crate::health::messages::{Outcome, Outcomes};
 use crate::scheduler::messages::KeyCooling;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -340,26 +342,63 @@ impl Handler<AcquireSlot> for KeySlots {
 impl Handler<ReleaseSlot> for KeySlots {
     type Result = ();
 
-    fn handle(&mut self, mut msg: ReleaseSlot, ctx: &mut Self::Context) {
-        if let Some(observed) = msg.observed.take() {
-            self.observe(observed, ctx);
-        }
-        if let (Some(outcome), Some(health)) = (msg.health.take(), &self.health) {
-            health.pick(&outcome.key_id).tell(outcome);
-        }
-        let state = self.backends.clone();
-        let key = msg.key_id.clone();
-        ctx.spawn(
-            async move {
-                if let Err(e) = state
-                    .release(&msg.key_id, &msg.endpoint_id, &msg.lease_id)
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot release a lease; it expires by itself");
+    fn handle(&mut self, msg: ReleaseSlot, ctx: &mut Self::Context) {
+        self.release(vec![msg], ctx);
+    }
+}
+
+impl Handler<ReleaseSlots> for KeySlots {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReleaseSlots, ctx: &mut Self::Context) {
+        self.release(msg.0, ctx);
+    }
+}
+
+impl KeySlots {
+    /// Applies what the attempts taught, hands their health outcomes on, gives the leases
+    /// back, then offers the freed slots to the keys' waiters.
+    fn release(&mut self, mut releases: Vec<ReleaseSlot>, ctx: &mut Context<Self>) {
+        // Per HealthMonitor shard, the outcomes to hand on: one message each.
+        let mut outcomes: Vec<(Handle<HealthMonitor>, Vec<Outcome>)> = Vec::new();
+        for release in &mut releases {
+            if let Some(observed) = release.observed.take() {
+                self.observe(observed, ctx);
+            }
+            if let (Some(outcome), Some(health)) = (release.health.take(), &self.health) {
+                let shard = health.pick(&outcome.key_id);
+                match outcomes.iter_mut().find(|(h, _)| h.addr() == shard.addr()) {
+                    Some((_, batch)) => batch.push(outcome),
+                    None => outcomes.push((shard.clone(), vec![outcome])),
                 }
             }
+        }
+        for (shard, batch) in outcomes {
+            shard.tell(Outcomes(batch));
+        }
+        let state = self.backends.clone();
+        ctx.spawn(
+            async move {
+                for release in &releases {
+                    if let Err(e) = state
+                        .release(&release.key_id, &release.endpoint_id, &release.lease_id)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot release a lease; it expires by itself");
+                    }
+                }
+                releases
+            }
             .into_actor(self)
-            .map(move |(), act, ctx| act.serve_key(&key, ctx)),
+            .map(|releases, act, ctx| {
+                let mut served: Vec<&str> = Vec::with_capacity(releases.len());
+                for release in &releases {
+                    if !served.contains(&release.key_id.as_str()) {
+                        served.push(&release.key_id);
+                        act.serve_key(&release.key_id, ctx);
+                    }
+                }
+            }),
         );
     }
 }
@@ -525,4 +564,4 @@ impl Handler<RestoreLimits> for KeySlots {
     }
 }
 
-crate::metered!(KeySlots: AcquireSlot, ReleaseSlot, CancelWait, ObserveOutcome, LimitsOf, ResetKey, RestoreLimits);
+crate::metered!(KeySlots: AcquireSlot, ReleaseSlot, ReleaseSlots, CancelWait, ObserveOutcome, LimitsOf, ResetKey, RestoreLimits);

@@ -119,6 +119,15 @@ impl Message for ReleaseSlot {
     type Result = ();
 }
 
+/// Several releases made on one thread in one round of its tasks (see `slots::outbox`),
+/// applied in order.
+#[derive(Debug)]
+pub struct ReleaseSlots(pub Vec<ReleaseSlot>);
+
+impl Message for ReleaseSlots {
+    type Result = ();
+}
+
 /// The requester of a waiting `AcquireSlot` left (its client went away): drop its place in
 /// line, or give back the slot if it was granted meanwhile (fire-and-forget).
 #[derive(Debug)]

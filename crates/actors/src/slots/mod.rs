@@ -9,6 +9,7 @@
 mod backends;
 mod handlers;
 pub mod messages;
+pub(crate) mod outbox;
 
 use crate::config::RoutingConfig;
 use crate::handle::{Handle, Shards};
@@ -165,12 +166,15 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.slots.tell(messages::ReleaseSlot {
-            key_id: std::mem::take(&mut self.key_id),
-            endpoint_id: std::mem::take(&mut self.endpoint_id),
-            lease_id: std::mem::take(&mut self.lease_id),
-            observed: self.observed.take(),
-            health: self.health.take(),
-        });
+        outbox::post(
+            &self.slots,
+            messages::ReleaseSlot {
+                key_id: std::mem::take(&mut self.key_id),
+                endpoint_id: std::mem::take(&mut self.endpoint_id),
+                lease_id: std::mem::take(&mut self.lease_id),
+                observed: self.observed.take(),
+                health: self.health.take(),
+            },
+        );
     }
 }
