@@ -430,6 +430,54 @@ async fn slots_grant_refuse_queue_and_release_on_drop() {
     db.finish().await;
 }
 
+#[actix_rt::test]
+async fn leases_dropped_together_go_back_in_one_message() {
+    let (system, db) = system(1).await;
+    let slots = system.slots.pick("k-primary").clone();
+    let mut leases = Vec::new();
+    for id in ["a", "b", "c"] {
+        let request = acquire(id, 3, None);
+        let granted = slots
+            .ask(request.clone(), ASK)
+            .await
+            .expect("answered")
+            .expect("granted");
+        leases.push(KeySlots::lease(&slots, &request, granted));
+    }
+    // Three releases in one round of this thread's tasks.
+    drop(leases);
+    let handled = |name: &str| {
+        system
+            .registry
+            .snapshots()
+            .into_iter()
+            .find(|s| s.actor == "KeySlots")
+            .and_then(|s| s.messages.into_iter().find(|m| m.message == name))
+            .map_or(0, |m| m.handled)
+    };
+    within("the releases never arrived", || {
+        let arrived = handled("ReleaseSlots") > 0;
+        async move { arrived }
+    })
+    .await;
+    assert_eq!((handled("ReleaseSlots"), handled("ReleaseSlot")), (1, 0));
+    // All three are free: a request that may only hold one slot gets it.
+    let request = acquire("d", 1, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let _lease = loop {
+        if let Ok(granted) = slots.ask(request.clone(), ASK).await.expect("answered") {
+            break KeySlots::lease(&slots, &request, granted);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the three slots were not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    system.stop();
+    db.finish().await;
+}
+
 /// Polls `check` every 5 ms for up to 3 s.
 async fn within<F, Fut>(what: &str, mut check: F)
 where
