@@ -322,9 +322,8 @@ impl Looper<'_> {
                 wait,
             };
             let slots = system.slots.pick(&key.id);
-            // Slots this thread freed and has not sent yet go first.
-            crate::slots::outbox::flush(slots);
-            let asked = slots.ask(
+            let asked = crate::slots::outbox::acquire(
+                slots,
                 request.clone(),
                 config.actor_timeout + wait.unwrap_or_default(),
             );

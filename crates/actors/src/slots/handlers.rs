@@ -339,6 +339,44 @@ impl Handler<AcquireSlot> for KeySlots {
     }
 }
 
+impl Handler<AcquireSlots> for KeySlots {
+    type Result = ResponseActFuture<Self, Vec<SlotResult>>;
+
+    fn handle(&mut self, msg: AcquireSlots, _ctx: &mut Self::Context) -> Self::Result {
+        let now = Utc::now();
+        let plans: Vec<Result<Plan, Denied>> = msg
+            .0
+            .iter()
+            .map(|request| self.plan(request, now))
+            .collect();
+        let state = self.backends.clone();
+        Box::pin(
+            async move {
+                let mut results = Vec::with_capacity(plans.len());
+                for plan in plans {
+                    results.push(match plan {
+                        Ok(plan) => execute(state.clone(), plan).await,
+                        Err(denied) => Err(denied),
+                    });
+                }
+                results
+            }
+            .into_actor(self)
+            .map(move |results, act, _ctx| {
+                for (request, result) in msg.0.iter().zip(&results) {
+                    match result {
+                        Ok(granted) => act.granted(&request.key_id, *granted),
+                        Err(_) => {
+                            act.counters.denied.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                results
+            }),
+        )
+    }
+}
+
 impl Handler<ReleaseSlot> for KeySlots {
     type Result = ();
 
@@ -564,4 +602,4 @@ impl Handler<RestoreLimits> for KeySlots {
     }
 }
 
-crate::metered!(KeySlots: AcquireSlot, ReleaseSlot, ReleaseSlots, CancelWait, ObserveOutcome, LimitsOf, ResetKey, RestoreLimits);
+crate::metered!(KeySlots: AcquireSlot, AcquireSlots, ReleaseSlot, ReleaseSlots, CancelWait, ObserveOutcome, LimitsOf, ResetKey, RestoreLimits);

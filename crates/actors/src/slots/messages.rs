@@ -34,6 +34,15 @@ impl Message for AcquireSlot {
     type Result = SlotResult;
 }
 
+/// Several slot requests that do not wait, made on one thread in one round of its tasks (see
+/// `slots::outbox`): one answer each, in order.
+#[derive(Debug)]
+pub struct AcquireSlots(pub Vec<AcquireSlot>);
+
+impl Message for AcquireSlots {
+    type Result = Vec<SlotResult>;
+}
+
 /// A granted slot (wrap it in a `Lease` at once).
 #[derive(Debug, Clone, Copy)]
 pub struct Granted {
