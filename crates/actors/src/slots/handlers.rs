@@ -350,29 +350,30 @@ impl Handler<AcquireSlots> for KeySlots {
             .map(|request| self.plan(request, now))
             .collect();
         let state = self.backends.clone();
-        Box::pin(
+        // Concurrently, as separate messages would run: with Redis the round trips overlap.
+        let executions = plans.into_iter().map(move |plan| {
+            let state = state.clone();
             async move {
-                let mut results = Vec::with_capacity(plans.len());
-                for plan in plans {
-                    results.push(match plan {
-                        Ok(plan) => execute(state.clone(), plan).await,
-                        Err(denied) => Err(denied),
-                    });
+                match plan {
+                    Ok(plan) => execute(state, plan).await,
+                    Err(denied) => Err(denied),
                 }
-                results
             }
-            .into_actor(self)
-            .map(move |results, act, _ctx| {
-                for (request, result) in msg.0.iter().zip(&results) {
-                    match result {
-                        Ok(granted) => act.granted(&request.key_id, *granted),
-                        Err(_) => {
-                            act.counters.denied.fetch_add(1, Ordering::Relaxed);
+        });
+        Box::pin(
+            futures_util::future::join_all(executions)
+                .into_actor(self)
+                .map(move |results, act, _ctx| {
+                    for (request, result) in msg.0.iter().zip(&results) {
+                        match result {
+                            Ok(granted) => act.granted(&request.key_id, *granted),
+                            Err(_) => {
+                                act.counters.denied.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
-                }
-                results
-            }),
+                    results
+                }),
         )
     }
 }
