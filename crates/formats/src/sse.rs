@@ -111,7 +111,7 @@ impl SseParser {
                 rest = &rest[1..];
             }
         }
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
             self.append_to_line(&rest[..pos]);
             let terminator = rest[pos];
             rest = &rest[pos + 1..];
@@ -215,7 +215,11 @@ impl SseParser {
         if self.discarding_event || bytes[0] == b':' {
             return None;
         }
-        let text = String::from_utf8_lossy(bytes);
+        // Valid UTF-8 is the rule; checking it whole is much cheaper than the lossy decoder.
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         let (field, value) = match text.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (text.as_ref(), ""),
@@ -283,7 +287,8 @@ fn split_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let current = rest?;
-        match current.find(['\n', '\r']) {
+        // Byte positions of ASCII bytes: always character boundaries.
+        match memchr::memchr2(b'\n', b'\r', current.as_bytes()) {
             Some(pos) => {
                 let skip = if current[pos..].starts_with("\r\n") {
                     2
