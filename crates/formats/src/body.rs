@@ -77,10 +77,7 @@ fn answer_summary(raw: &[u8]) -> Option<Value> {
         return None;
     }
     let view: AnswerView<'_> = serde_json::from_slice(raw).ok()?;
-    if view.error.is_some()
-        || view.kind.as_deref() == Some("error")
-        || view.object.as_deref() == Some("error")
-    {
+    if may_be_error(view.error, view.kind.as_deref(), view.object.as_deref()) {
         return None;
     }
     let mut summary = Map::new();
@@ -94,6 +91,13 @@ fn answer_summary(raw: &[u8]) -> Option<Value> {
         }
     }
     Some(Value::Object(summary))
+}
+
+/// For a typed view of an object, which reads the fields [`is_error_object`] looks at without
+/// their contents: whether they may make it an error object (`error` present and not `null`,
+/// `type` or `object` `"error"`). Such a body is for the JSON tree to decide.
+pub(crate) fn may_be_error(error: Option<Shape>, kind: Option<&str>, object: Option<&str>) -> bool {
+    error.is_some() || kind == Some("error") || object == Some("error")
 }
 
 /// True when the body, after leading whitespace (and a byte-order mark), starts with

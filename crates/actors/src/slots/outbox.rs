@@ -15,6 +15,7 @@ use super::KeySlots;
 use super::messages::{AcquireSlot, AcquireSlots, ReleaseSlot, ReleaseSlots, SlotResult};
 use crate::handle::{Handle, SendError};
 use std::cell::RefCell;
+use std::thread::LocalKey;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -36,33 +37,24 @@ pub(crate) fn post(slots: &Handle<KeySlots>, release: ReleaseSlot) {
         slots.tell(release);
         return;
     }
-    let mut release = Some(release);
-    let first_of_round = RELEASES
-        .try_with(|pending| {
-            let mut pending = pending.borrow_mut();
-            let releases = batch_of(&mut pending, slots);
-            releases.extend(release.take());
-            releases.len() == 1
-        })
-        .unwrap_or(false);
-    if let Some(release) = release {
+    match queue(&RELEASES, slots, release) {
         // The thread's storage is gone (the thread is exiting): send it alone.
-        slots.tell(release);
-    } else if first_of_round {
-        let flusher = Flusher(slots.clone());
-        actix::spawn(async move {
-            // Behind every task that is ready now: their releases join this one.
-            tokio::task::yield_now().await;
-            drop(flusher);
-        });
+        Err(release) => slots.tell(release),
+        Ok(true) => {
+            let flusher = Flusher(slots.clone());
+            actix::spawn(async move {
+                // Behind every task that is ready now: their releases join this one.
+                tokio::task::yield_now().await;
+                drop(flusher);
+            });
+        }
+        Ok(false) => {}
     }
 }
 
 /// Sends this thread's pending releases for `slots` now.
 pub(crate) fn flush(slots: &Handle<KeySlots>) {
-    let releases = RELEASES
-        .try_with(|pending| std::mem::take(batch_of(&mut pending.borrow_mut(), slots)))
-        .unwrap_or_default();
+    let releases = take_batch(&RELEASES, slots);
     if !releases.is_empty() {
         slots.tell(ReleaseSlots(releases));
     }
@@ -80,27 +72,21 @@ pub(crate) async fn acquire(
         return slots.ask(request, timeout).await;
     }
     let (reply, answer) = oneshot::channel();
-    let mut asked = Some((request, reply));
-    let first_of_round = ASKED
-        .try_with(|pending| {
-            let mut pending = pending.borrow_mut();
-            let batch = batch_of(&mut pending, slots);
-            batch.extend(asked.take());
-            batch.len() == 1
-        })
-        .unwrap_or(false);
-    if let Some((request, _)) = asked {
+    match queue(&ASKED, slots, (request, reply)) {
         // The thread's storage is gone (the thread is exiting): ask alone.
-        flush(slots);
-        return slots.ask(request, timeout).await;
-    }
-    if first_of_round {
-        let slots = slots.clone();
-        actix::spawn(async move {
-            // Behind every task that is ready now: their requests join this one.
-            tokio::task::yield_now().await;
-            send_asked(&slots, timeout).await;
-        });
+        Err((request, _)) => {
+            flush(slots);
+            return slots.ask(request, timeout).await;
+        }
+        Ok(true) => {
+            let slots = slots.clone();
+            actix::spawn(async move {
+                // Behind every task that is ready now: their requests join this one.
+                tokio::task::yield_now().await;
+                send_asked(&slots, timeout).await;
+            });
+        }
+        Ok(false) => {}
     }
     answer.await.unwrap_or(Err(SendError::Closed("KeySlots")))
 }
@@ -108,9 +94,7 @@ pub(crate) async fn acquire(
 /// Sends the round's slot requests for `slots` (its pending releases first) and hands out the
 /// answers. A slot granted to a requester that has gone meanwhile is given straight back.
 async fn send_asked(slots: &Handle<KeySlots>, timeout: Duration) {
-    let batch = ASKED
-        .try_with(|pending| std::mem::take(batch_of(&mut pending.borrow_mut(), slots)))
-        .unwrap_or_default();
+    let batch = take_batch(&ASKED, slots);
     if batch.is_empty() {
         return;
     }
@@ -142,6 +126,34 @@ async fn send_asked(slots: &Handle<KeySlots>, timeout: Duration) {
             }
         }
     }
+}
+
+/// This thread's batches of one kind, per KeySlots shard.
+type Batches<T> = LocalKey<RefCell<Vec<(Handle<KeySlots>, Vec<T>)>>>;
+
+/// Adds `item` to this round's batch for `slots`: whether it is the batch's first (its sender
+/// is to be scheduled), or the item back when the thread's storage is gone.
+fn queue<T>(batches: &'static Batches<T>, slots: &Handle<KeySlots>, item: T) -> Result<bool, T> {
+    let mut item = Some(item);
+    let first = batches
+        .try_with(|batches| {
+            let mut batches = batches.borrow_mut();
+            let batch = batch_of(&mut batches, slots);
+            batch.extend(item.take());
+            batch.len() == 1
+        })
+        .unwrap_or(false);
+    match item {
+        Some(item) => Err(item),
+        None => Ok(first),
+    }
+}
+
+/// Takes this round's batch for `slots` (empty when there is none).
+fn take_batch<T>(batches: &'static Batches<T>, slots: &Handle<KeySlots>) -> Vec<T> {
+    batches
+        .try_with(|batches| std::mem::take(batch_of(&mut batches.borrow_mut(), slots)))
+        .unwrap_or_default()
 }
 
 /// The entry of `slots` in a per-shard list, added when missing.

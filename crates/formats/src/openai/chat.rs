@@ -221,10 +221,7 @@ fn classify_plain_chunk(data: &str) -> Option<StreamEvent> {
         return None;
     }
     let view: ChunkView<'_> = serde_json::from_str(data).ok()?;
-    if view.error.is_some()
-        || view.kind.as_deref() == Some("error")
-        || view.object.as_deref() == Some("error")
-    {
+    if crate::body::may_be_error(view.error, view.kind.as_deref(), view.object.as_deref()) {
         return None;
     }
     let choices = view.choices.unwrap_or_default();
