@@ -418,11 +418,15 @@ impl KeySlots {
         let state = self.backends.clone();
         ctx.spawn(
             async move {
-                for release in &releases {
-                    if let Err(e) = state
-                        .release(&release.key_id, &release.endpoint_id, &release.lease_id)
-                        .await
-                    {
+                // Concurrently, as separate messages would run: with Redis the round trips overlap.
+                let given_back = futures_util::future::join_all(
+                    releases
+                        .iter()
+                        .map(|r| state.release(&r.key_id, &r.endpoint_id, &r.lease_id)),
+                )
+                .await;
+                for result in given_back {
+                    if let Err(e) = result {
                         tracing::warn!(error = %e, "cannot release a lease; it expires by itself");
                     }
                 }
