@@ -340,7 +340,7 @@ impl Handler<AcquireSlot> for KeySlots {
 }
 
 impl Handler<AcquireSlots> for KeySlots {
-    type Result = ResponseActFuture<Self, Vec<SlotResult>>;
+    type Result = ResponseActFuture<Self, Vec<(AcquireSlot, SlotResult)>>;
 
     fn handle(&mut self, msg: AcquireSlots, _ctx: &mut Self::Context) -> Self::Result {
         let now = Utc::now();
@@ -372,7 +372,7 @@ impl Handler<AcquireSlots> for KeySlots {
                             }
                         }
                     }
-                    results
+                    msg.0.into_iter().zip(results).collect()
                 }),
         )
     }

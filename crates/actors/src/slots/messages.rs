@@ -35,12 +35,13 @@ impl Message for AcquireSlot {
 }
 
 /// Several slot requests that do not wait, made on one thread in one round of its tasks (see
-/// `slots::outbox`): one answer each, in order.
+/// `slots::outbox`): each comes back with its answer, in order (the sender gives back a slot
+/// whose requester has gone meanwhile, and needs its ids for that).
 #[derive(Debug)]
 pub struct AcquireSlots(pub Vec<AcquireSlot>);
 
 impl Message for AcquireSlots {
-    type Result = Vec<SlotResult>;
+    type Result = Vec<(AcquireSlot, SlotResult)>;
 }
 
 /// A granted slot (wrap it in a `Lease` at once).

@@ -100,20 +100,14 @@ async fn send_asked(slots: &Handle<KeySlots>, timeout: Duration) {
     }
     flush(slots);
     let (requests, replies): (Vec<AcquireSlot>, Vec<_>) = batch.into_iter().unzip();
-    let ids: Vec<(String, String, String)> = requests
-        .iter()
-        .map(|r| (r.key_id.clone(), r.endpoint_id.clone(), r.lease_id.clone()))
-        .collect();
     match slots.ask(AcquireSlots(requests), timeout).await {
-        Ok(results) => {
-            for (((key_id, endpoint_id, lease_id), reply), result) in
-                ids.into_iter().zip(replies).zip(results)
-            {
+        Ok(answers) => {
+            for (reply, (request, result)) in replies.into_iter().zip(answers) {
                 if let Err(Ok(Ok(_))) = reply.send(Ok(result)) {
                     slots.tell(ReleaseSlot {
-                        key_id,
-                        endpoint_id,
-                        lease_id,
+                        key_id: request.key_id,
+                        endpoint_id: request.endpoint_id,
+                        lease_id: request.lease_id,
                         observed: None,
                         health: None,
                     });
