@@ -15,6 +15,7 @@ use std::time::Duration;
 use switchyard_actors::ActorSystem;
 use switchyard_actors::RoutingConfig;
 use switchyard_actors::health::messages::{HealthOf, Outcome};
+use switchyard_actors::meter::ActorSnapshot;
 use switchyard_actors::recorder::messages::{Flush, RecordEvent, RequestFinished, RequestOpened};
 use switchyard_actors::scheduler::messages::{KeyCooling, Resolve};
 use switchyard_actors::slots::KeySlots;
@@ -251,18 +252,9 @@ async fn a_worker_replica_starts_from_the_key_states_and_follows_every_push() {
     );
 
     // The replica is metered after the shards, and it is what answered.
-    let replica_meter = system
-        .registry
-        .snapshots()
-        .into_iter()
-        .find(|s| s.actor == "Scheduler" && s.shard == 2)
-        .expect("the replica's meter");
-    assert!(
-        replica_meter
-            .messages
-            .iter()
-            .any(|m| m.message == "Resolve" && m.handled == 3)
-    );
+    let replica_meter =
+        meter(&system, |s| s.actor == "Scheduler" && s.shard == 2).expect("the replica's meter");
+    assert_eq!(handled(&replica_meter, "Resolve"), 3);
     system.stop();
     db.finish().await;
 }
@@ -446,21 +438,17 @@ async fn leases_dropped_together_go_back_in_one_message() {
     }
     // Three releases in one round of this thread's tasks.
     drop(leases);
-    let handled = |name: &str| {
-        system
-            .registry
-            .snapshots()
-            .into_iter()
-            .find(|s| s.actor == "KeySlots")
-            .and_then(|s| s.messages.into_iter().find(|m| m.message == name))
-            .map_or(0, |m| m.handled)
-    };
+    let slots_handled =
+        |name: &str| meter(&system, |s| s.actor == "KeySlots").map_or(0, |m| handled(&m, name));
     within("the releases never arrived", || {
-        let arrived = handled("ReleaseSlots") > 0;
+        let arrived = slots_handled("ReleaseSlots") > 0;
         async move { arrived }
     })
     .await;
-    assert_eq!((handled("ReleaseSlots"), handled("ReleaseSlot")), (1, 0));
+    assert_eq!(
+        (slots_handled("ReleaseSlots"), slots_handled("ReleaseSlot")),
+        (1, 0)
+    );
     // All three are free: a request that may only hold one slot gets it.
     let request = acquire("d", 1, None);
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
@@ -476,6 +464,20 @@ async fn leases_dropped_together_go_back_in_one_message() {
     };
     system.stop();
     db.finish().await;
+}
+
+/// The first actor meter `pick` accepts.
+fn meter(system: &ActorSystem, pick: impl Fn(&ActorSnapshot) -> bool) -> Option<ActorSnapshot> {
+    system.registry.snapshots().into_iter().find(|s| pick(s))
+}
+
+/// How many messages named `message` a meter counts as handled (0 when it saw none).
+fn handled(meter: &ActorSnapshot, message: &str) -> u64 {
+    meter
+        .messages
+        .iter()
+        .find(|m| m.message == message)
+        .map_or(0, |m| m.handled)
 }
 
 /// Polls `check` every 5 ms for up to 3 s.
@@ -648,19 +650,9 @@ async fn posted_records_hold_unfinished_rows_back_and_write_each_request_once() 
     statuses.sort();
     assert_eq!(statuses, ["completed", "pending"]);
 
-    let snapshot = system
-        .registry
-        .snapshots()
-        .into_iter()
-        .find(|s| s.actor == "Recorder")
-        .expect("recorder meter");
+    let snapshot = meter(&system, |s| s.actor == "Recorder").expect("recorder meter");
     assert_eq!(snapshot.depth, 0, "posted records are counted as handled");
-    assert!(
-        snapshot
-            .messages
-            .iter()
-            .any(|m| m.message == "RequestOpened" && m.handled == 2)
-    );
+    assert_eq!(handled(&snapshot, "RequestOpened"), 2);
     system.stop();
     db.finish().await;
 }
@@ -705,19 +697,10 @@ async fn the_recorder_writes_one_final_row_and_meters_its_mailbox() {
         ("completed", Some(200)),
         "a final row was overwritten"
     );
-    let snapshot = system
-        .registry
-        .snapshots()
-        .into_iter()
-        .find(|s| s.actor == "Recorder" && s.handled >= 4)
-        .expect("recorder meter");
+    let snapshot =
+        meter(&system, |s| s.actor == "Recorder" && s.handled >= 4).expect("recorder meter");
     assert_eq!(snapshot.depth, 0);
-    assert!(
-        snapshot
-            .messages
-            .iter()
-            .any(|m| m.message == "RequestFinished" && m.handled == 2)
-    );
+    assert_eq!(handled(&snapshot, "RequestFinished"), 2);
     system.stop();
     db.finish().await;
 }
