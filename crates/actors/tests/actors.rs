@@ -386,26 +386,22 @@ async fn slots_grant_refuse_queue_and_release_on_drop() {
         })
     };
     // Drop the lease only once the request is in the queue.
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    loop {
-        let limits = slots
-            .ask(
-                LimitsOf {
-                    key_id: Some("k-primary".into()),
-                },
-                ASK,
-            )
-            .await
-            .expect("answered");
-        if limits.first().is_some_and(|l| l.waiting == 1) {
-            break;
+    within("the request never queued", || {
+        let slots = slots.clone();
+        async move {
+            let limits = slots
+                .ask(
+                    LimitsOf {
+                        key_id: Some("k-primary".into()),
+                    },
+                    ASK,
+                )
+                .await
+                .expect("answered");
+            limits.first().is_some_and(|l| l.waiting == 1)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the request never queued"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    })
+    .await;
     drop(lease);
     let waited = waiting.await.expect("joined").expect("answered");
     assert!(
@@ -451,17 +447,18 @@ async fn leases_dropped_together_go_back_in_one_message() {
     );
     // All three are free: a request that may only hold one slot gets it.
     let request = acquire("d", 1, None);
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    let _lease = loop {
-        if let Ok(granted) = slots.ask(request.clone(), ASK).await.expect("answered") {
-            break KeySlots::lease(&slots, &request, granted);
+    let _lease = until("the three slots were not given back", || {
+        let (slots, request) = (slots.clone(), request.clone());
+        async move {
+            let granted = slots
+                .ask(request.clone(), ASK)
+                .await
+                .expect("answered")
+                .ok()?;
+            Some(KeySlots::lease(&slots, &request, granted))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the three slots were not given back"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    })
+    .await;
     system.stop();
     db.finish().await;
 }
@@ -486,8 +483,24 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    until(what, || {
+        let checked = check();
+        async move { checked.await.then_some(()) }
+    })
+    .await;
+}
+
+/// Polls `attempt` every 5 ms for up to 3 s, until it gives something.
+async fn until<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while !check().await {
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
         assert!(std::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
