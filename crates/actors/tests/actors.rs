@@ -583,6 +583,25 @@ async fn a_cancelled_wait_leaves_the_line_or_gives_back_the_slot_it_was_granted(
 }
 
 /// The statuses of the stored usage rows.
+/// A request's opening event: its pending row, no skipped candidates.
+fn opened(id: &str, at: chrono::DateTime<Utc>) -> RecordEvent {
+    RecordEvent::Opened(RequestOpened {
+        usage: UsageRow::new(id, "m", "OPENAI", UsageStatus::Pending, at),
+        attempts: vec![],
+    })
+}
+
+/// A request's final event with the status the client received.
+fn finished(id: &str, status: UsageStatus, code: i32, at: chrono::DateTime<Utc>) -> RecordEvent {
+    let mut usage = UsageRow::new(id, "m", "OPENAI", status, at);
+    usage.status_code = Some(code);
+    RecordEvent::Finished(RequestFinished {
+        usage,
+        attempts: vec![],
+        spend: None,
+    })
+}
+
 async fn stored_statuses(db: &switchyard_store::testing::TestDb) -> Vec<String> {
     use sea_orm::EntityTrait;
     switchyard_store::entity::usage::Entity::find()
@@ -603,26 +622,14 @@ async fn posted_records_hold_unfinished_rows_back_and_write_each_request_once() 
         let kind = event.kind();
         system.record_mail.pick("req-quick").post(event, kind);
     };
-    let opened = |id: &str| {
-        RecordEvent::Opened(RequestOpened {
-            usage: UsageRow::new(id, "m", "OPENAI", UsageStatus::Pending, now),
-            attempts: vec![],
-        })
-    };
     // A quick request: opened, then finished well within the hold.
-    post(opened("req-quick"));
+    post(opened("req-quick", now));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         stored_statuses(&db).await.is_empty(),
         "an unfinished row was written before its hold ran out"
     );
-    let mut done = UsageRow::new("req-quick", "m", "OPENAI", UsageStatus::Completed, now);
-    done.status_code = Some(200);
-    post(RecordEvent::Finished(RequestFinished {
-        usage: done,
-        attempts: vec![],
-        spend: None,
-    }));
+    post(finished("req-quick", UsageStatus::Completed, 200, now));
     // Nobody flushes: the tray is collected and the batch written on the Recorder's own clock.
     let mut statuses = Vec::new();
     for _ in 0..100 {
@@ -647,7 +654,7 @@ async fn posted_records_hold_unfinished_rows_back_and_write_each_request_once() 
     system
         .record_mail
         .pick("req-long")
-        .post(opened("req-long"), "RequestOpened");
+        .post(opened("req-long", now), "RequestOpened");
     let mut statuses = Vec::new();
     while posted.elapsed() < HOLD_UNFINISHED + Duration::from_secs(5) {
         statuses = stored_statuses(&db).await;
@@ -680,24 +687,9 @@ async fn the_recorder_writes_one_final_row_and_meters_its_mailbox() {
         tray.post(event, kind);
     };
     let now = Utc::now();
-    post(RecordEvent::Opened(RequestOpened {
-        usage: UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Pending, now),
-        attempts: vec![],
-    }));
-    let mut done = UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Completed, now);
-    done.status_code = Some(200);
-    post(RecordEvent::Finished(RequestFinished {
-        usage: done,
-        attempts: vec![],
-        spend: None,
-    }));
-    let mut late = UsageRow::new("req-1", "m", "OPENAI", UsageStatus::Failed, now);
-    late.status_code = Some(500);
-    post(RecordEvent::Finished(RequestFinished {
-        usage: late,
-        attempts: vec![],
-        spend: None,
-    }));
+    post(opened("req-1", now));
+    post(finished("req-1", UsageStatus::Completed, 200, now));
+    post(finished("req-1", UsageStatus::Failed, 500, now));
     recorder.ask(Flush, ASK).await.expect("flushed");
     use sea_orm::EntityTrait;
     let rows = switchyard_store::entity::usage::Entity::find()
