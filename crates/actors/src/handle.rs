@@ -187,9 +187,10 @@ pub fn shard_index(key: &str, shards: usize) -> usize {
     ((hash % shards as u64) as usize).min(shards - 1)
 }
 
-/// N shards of one actor, chosen by a stable hash of the entity they own.
+/// N shards of one actor, chosen by a stable hash of the entity they own. Shared, not copied,
+/// when cloned: every request clones the actor system that holds them.
 pub struct Shards<A: Actor> {
-    shards: Vec<Handle<A>>,
+    shards: Arc<[Handle<A>]>,
 }
 
 impl<A: Actor> Clone for Shards<A> {
@@ -209,7 +210,9 @@ impl<A: Actor> std::fmt::Debug for Shards<A> {
 impl<A: Actor> Shards<A> {
     /// From handles (at least one).
     pub fn new(shards: Vec<Handle<A>>) -> Self {
-        Self { shards }
+        Self {
+            shards: shards.into(),
+        }
     }
 
     /// The shard owning `key` (see [`shard_index`]).

@@ -5,5 +5,5 @@
 mod client;
 mod request;
 
-pub use client::{SendFailure, UpstreamClients, send};
+pub use client::{BodyError, Client, Response, SendFailure, UpstreamClients, send};
 pub use request::{FORWARDED_CLIENT_HEADERS, UpstreamRequest, build_request, upstream_url};

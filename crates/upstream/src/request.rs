@@ -3,7 +3,7 @@
 //! semantics. Client headers never override the gateway's (fix of the reference's §11.4 gap).
 
 use bytes::Bytes;
-use reqwest::header::{HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use switchyard_core::ApiFormat;
 use switchyard_core::catalog::{Endpoint, ProviderKey};
 
@@ -98,7 +98,7 @@ pub fn build_request(
     let auth_name = match endpoint.api_format {
         ApiFormat::Claude => HeaderName::from_static("x-api-key"),
         ApiFormat::Gemini | ApiFormat::GeminiCli => HeaderName::from_static("x-goog-api-key"),
-        _ => reqwest::header::AUTHORIZATION,
+        _ => http::header::AUTHORIZATION,
     };
     if matches!(
         endpoint.api_format,
@@ -114,12 +114,12 @@ pub fn build_request(
     }
     headers.push((auth_name, credential));
     headers.push((
-        reqwest::header::CONTENT_TYPE,
+        http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     ));
     if stream {
         headers.push((
-            reqwest::header::ACCEPT,
+            http::header::ACCEPT,
             HeaderValue::from_static("text/event-stream"),
         ));
     }
@@ -250,14 +250,14 @@ mod tests {
         let auth = r
             .headers
             .iter()
-            .find(|(n, _)| n == reqwest::header::AUTHORIZATION)
+            .find(|(n, _)| n == http::header::AUTHORIZATION)
             .expect("auth");
         assert!(auth.1.is_sensitive());
         assert_eq!(auth.1.to_str().ok(), Some("Bearer sk-secret-value"));
         assert_eq!(
             r.headers
                 .iter()
-                .filter(|(n, _)| n == reqwest::header::AUTHORIZATION)
+                .filter(|(n, _)| n == http::header::AUTHORIZATION)
                 .count(),
             1
         );

@@ -20,13 +20,13 @@ use switchyard_formats::dialect::{Dialect, StreamEvent};
 use switchyard_formats::error_body::parse_error_body;
 use switchyard_formats::sse::{SseEvent, SseParser};
 use switchyard_formats::usage::Usage;
-use switchyard_upstream::{SendFailure, UpstreamClients, build_request, send};
+use switchyard_upstream::{BodyError, Response, SendFailure, UpstreamClients, build_request, send};
 
 /// Largest error body read from an upstream (the rest is not needed to classify it).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// The upstream byte stream after the head.
-pub type ByteStream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
+pub type ByteStream = BoxStream<'static, Result<Bytes, BodyError>>;
 
 /// What a successful attempt hands to the settling code.
 pub enum Success {
@@ -170,10 +170,7 @@ async fn call(
         Ok(request) => request,
         Err(e) => return Attempt::failed(UpstreamOutcome::ConnectFailed, None, e.to_string()),
     };
-    let client = match clients.client_for(endpoint) {
-        Ok(client) => client,
-        Err(e) => return Attempt::failed(UpstreamOutcome::ConnectFailed, None, e.to_string()),
-    };
+    let client = clients.client_for(endpoint);
     let header_timeout = Duration::from_secs(u64::from(endpoint.header_timeout_secs)).min(left);
     let response = match send(&client, request, header_timeout).await {
         Ok(response) => response,
@@ -211,7 +208,7 @@ async fn call(
     }
 }
 
-async fn error_status(response: reqwest::Response, status: u16, deadline: Instant) -> Attempt {
+async fn error_status(response: Response, status: u16, deadline: Instant) -> Attempt {
     let now = chrono::Utc::now();
     let headers: Vec<(String, String)> = response
         .headers()
@@ -248,11 +245,7 @@ async fn error_status(response: reqwest::Response, status: u16, deadline: Instan
     }
 }
 
-async fn read_limited(
-    response: reqwest::Response,
-    limit: usize,
-    wait: Duration,
-) -> Option<Vec<u8>> {
+async fn read_limited(response: Response, limit: usize, wait: Duration) -> Option<Vec<u8>> {
     let mut stream = response.bytes_stream();
     let mut out = Vec::new();
     let read = async {
@@ -271,7 +264,7 @@ async fn read_limited(
 }
 
 async fn whole_body(
-    response: reqwest::Response,
+    response: Response,
     status: u16,
     dialects: Dialects,
     timeout: Duration,
@@ -288,7 +281,7 @@ async fn whole_body(
             return Attempt::failed(
                 UpstreamOutcome::ConnectFailed,
                 Some(status),
-                format!("the body was cut: {}", e.without_url()),
+                format!("the body was cut: {e}"),
             );
         }
         Ok(Ok(bytes)) => bytes,
@@ -362,7 +355,7 @@ async fn whole_body(
 /// Reads until the first valid event. Every byte read so far is parsed together, so an error
 /// in the very first chunk is seen (fix of the reference's §11.1 #12).
 async fn first_event(
-    response: reqwest::Response,
+    response: Response,
     status: u16,
     upstream: Dialect,
     timeout: Duration,
@@ -400,10 +393,7 @@ async fn first_event(
                 return Attempt::failed(
                     UpstreamOutcome::ConnectFailed,
                     Some(status),
-                    format!(
-                        "the stream was cut before its first event: {}",
-                        e.without_url()
-                    ),
+                    format!("the stream was cut before its first event: {e}"),
                 );
             }
             Some(Ok(chunk)) => chunk,

@@ -93,9 +93,10 @@ pub async fn count_tokens(system: &ActorSystem, request: CountTokens) -> Result<
             body,
             &request.client_headers,
         );
-        let (Ok(upstream), Ok(client)) = (built, system.clients.client_for(endpoint)) else {
+        let Ok(upstream) = built else {
             continue;
         };
+        let client = system.clients.client_for(endpoint);
         let timeout = Duration::from_secs(u64::from(endpoint.header_timeout_secs));
         let response = match send(&client, upstream, timeout).await {
             Ok(response) => response,
