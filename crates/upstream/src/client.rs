@@ -33,16 +33,24 @@ pub struct UpstreamClients {
     connect_timeout: Duration,
     pool_idle: Duration,
     max_idle_per_host: usize,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl UpstreamClients {
-    /// Clients with the given connect timeout.
+    /// Clients with the given connect timeout, verifying upstream certificates as the operating
+    /// system does.
     pub fn new(connect_timeout: Duration) -> Self {
+        Self::with_tls(connect_timeout, platform_tls())
+    }
+
+    /// Clients with the given connect timeout and TLS settings (a private CA, tests).
+    pub fn with_tls(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Self {
         Self {
             clients: DashMap::new(),
             connect_timeout,
             pool_idle: Duration::from_secs(90),
             max_idle_per_host: 512,
+            tls,
         }
     }
 
@@ -60,7 +68,7 @@ impl UpstreamClients {
         // The TLS layer below decides the scheme.
         http.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config().as_ref().clone())
+            .with_tls_config(self.tls.as_ref().clone())
             .https_or_http()
             .enable_all_versions()
             .wrap_connector(http);
@@ -83,10 +91,10 @@ impl UpstreamClients {
     }
 }
 
-/// The TLS settings of every upstream client: the process's crypto provider and the operating
-/// system's verifier, built once (reading the system's roots is slow). Where the verifier cannot
-/// be set up, HTTPS upstreams are refused (no root is trusted) and plain HTTP ones still work.
-fn tls_config() -> Arc<rustls::ClientConfig> {
+/// The usual TLS settings: the process's crypto provider and the operating system's verifier,
+/// built once (reading the system's roots is slow). Where the verifier cannot be set up, HTTPS
+/// upstreams are refused (no root is trusted) and plain HTTP ones still work.
+fn platform_tls() -> Arc<rustls::ClientConfig> {
     use rustls_platform_verifier::BuilderVerifierExt;
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
@@ -246,5 +254,132 @@ mod tests {
         assert!(parsed_uri("http://exa mple.com/v1").is_err());
         assert!(parsed_uri("not a url").is_err());
         assert!(parsed_uri("ftp://example.com/v1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::{SendFailure, UpstreamClients, send};
+    use crate::request::UpstreamRequest;
+    use crate::test_support::endpoint;
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use switchyard_core::ApiFormat;
+
+    /// A private CA and a certificate it issued for `localhost`.
+    struct Pki {
+        ca: CertificateDer<'static>,
+        leaf: CertificateDer<'static>,
+        leaf_key: PrivateKeyDer<'static>,
+    }
+
+    fn pki() -> Pki {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf certificate");
+        Pki {
+            ca: ca.der().clone(),
+            leaf: leaf.der().clone(),
+            leaf_key: PrivatePkcs8KeyDer::from(leaf_key.serialize_der()).into(),
+        }
+    }
+
+    /// An HTTPS server offering `alpn`; every answer names the HTTP version it was asked in.
+    async fn https_server(pki: &Pki, alpn: &[&[u8]]) -> u16 {
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![pki.leaf.clone()], pki.leaf_key.clone_key())
+            .expect("server TLS config");
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let answer = service_fn(|request: http::Request<hyper::body::Incoming>| {
+                        let version = format!("{:?}", request.version());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                Bytes::from(version),
+                            )))
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), answer)
+                        .await;
+                });
+            }
+        });
+        port
+    }
+
+    fn trusting(ca: Option<&CertificateDer<'static>>) -> UpstreamClients {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(ca) = ca {
+            roots
+                .add(ca.clone())
+                .expect("CA certificate accepted as a root");
+        }
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        UpstreamClients::with_tls(Duration::from_secs(5), Arc::new(tls))
+    }
+
+    async fn call(clients: &UpstreamClients, port: u16) -> Result<String, SendFailure> {
+        let url = format!("https://localhost:{port}/v1/chat/completions");
+        let client = clients.client_for(&endpoint(ApiFormat::OpenAi, &url));
+        let request = UpstreamRequest {
+            url,
+            headers: Vec::new(),
+            body: Bytes::from_static(b"{}"),
+        };
+        let response = send(&client, request, Duration::from_secs(5)).await?;
+        assert_eq!(response.status(), http::StatusCode::OK);
+        let body = response.bytes().await.expect("the whole body");
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn https_upstreams_speak_http2_when_they_offer_it_and_http1_otherwise() {
+        let pki = pki();
+        let clients = trusting(Some(&pki.ca));
+        let both = https_server(&pki, &[b"h2", b"http/1.1"]).await;
+        assert_eq!(call(&clients, both).await.expect("an answer"), "HTTP/2.0");
+        let clients = trusting(Some(&pki.ca));
+        let http1 = https_server(&pki, &[b"http/1.1"]).await;
+        assert_eq!(call(&clients, http1).await.expect("an answer"), "HTTP/1.1");
+    }
+
+    #[tokio::test]
+    async fn https_upstreams_whose_certificate_is_not_trusted_are_refused() {
+        let pki = pki();
+        let port = https_server(&pki, &[b"h2", b"http/1.1"]).await;
+        let failure = call(&trusting(None), port).await.expect_err("refused");
+        let SendFailure::Connect(cause) = failure else {
+            panic!("a connection failure, got {failure:?}");
+        };
+        assert!(cause.contains("certificate"), "{cause}");
     }
 }

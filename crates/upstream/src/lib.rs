@@ -4,6 +4,8 @@
 
 mod client;
 mod request;
+#[cfg(test)]
+mod test_support;
 
 pub use client::{BodyError, Client, Response, SendFailure, UpstreamClients, send};
 pub use request::{FORWARDED_CLIENT_HEADERS, UpstreamRequest, build_request, upstream_url};

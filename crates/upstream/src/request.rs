@@ -169,44 +169,7 @@ pub fn build_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-    use switchyard_core::SecretString;
-
-    fn endpoint(format: ApiFormat, base: &str) -> Endpoint {
-        Endpoint {
-            id: "e".into(),
-            provider_id: "p".into(),
-            api_format: format,
-            base_url: base.into(),
-            custom_path: None,
-            headers: BTreeMap::from([("x-extra".to_owned(), "1".to_owned())]),
-            timeout_secs: 300,
-            header_timeout_secs: 60,
-            first_byte_timeout_secs: 30,
-            max_retries: 2,
-            max_concurrent: None,
-            format_conversion: None,
-            keys: vec![],
-        }
-    }
-
-    fn key() -> ProviderKey {
-        ProviderKey {
-            id: "k".into(),
-            endpoint_id: "e".into(),
-            name: "main".into(),
-            secret: SecretString::new("sk-secret-value"),
-            internal_priority: None,
-            global_priority: None,
-            max_concurrent: None,
-            rpm_limit: None,
-            allowed_models: None,
-            capabilities: BTreeMap::new(),
-            cache_ttl_minutes: 5,
-            rate_multiplier: 1.0,
-            expires_at: None,
-        }
-    }
+    use crate::test_support::{endpoint, key};
 
     #[test]
     fn urls_drop_a_duplicated_version_segment_and_fill_placeholders() {
