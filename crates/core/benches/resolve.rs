@@ -36,22 +36,13 @@ const MODEL: &str = "gpt-4o-mini";
 fn key(provider: usize, index: usize, endpoint_id: &str) -> ProviderKey {
     let id = format!("k-{provider:03}-{index:02}");
     ProviderKey {
-        id: id.clone(),
-        endpoint_id: endpoint_id.to_owned(),
-        name: id.clone(),
-        secret: SecretString::new(format!("sk-{id}")),
         // Three key priorities inside each endpoint, so the in-provider order is not trivial.
         internal_priority: Some((index % 3) as i32),
         // Global priorities spread over 7 levels (many ties to hash), some keys without one.
         global_priority: (index != 9)
             .then_some(((provider * KEYS_PER_PROVIDER + index) % 7) as i32),
         max_concurrent: Some(4096),
-        rpm_limit: None,
-        allowed_models: None,
-        capabilities: BTreeMap::new(),
-        cache_ttl_minutes: 5,
-        rate_multiplier: 1.0,
-        expires_at: None,
+        ..ProviderKey::new(&id, endpoint_id, SecretString::new(format!("sk-{id}")))
     }
 }
 

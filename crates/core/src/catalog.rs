@@ -103,6 +103,28 @@ pub struct ProviderKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl ProviderKey {
+    /// A key named after its id, without priorities, limits, restrictions or expiry, its
+    /// prompt cache warm for five minutes: the base that fixtures and benchmarks adjust.
+    pub fn new(id: &str, endpoint_id: &str, secret: SecretString) -> Self {
+        Self {
+            id: id.to_owned(),
+            endpoint_id: endpoint_id.to_owned(),
+            name: id.to_owned(),
+            secret,
+            internal_priority: None,
+            global_priority: None,
+            max_concurrent: None,
+            rpm_limit: None,
+            allowed_models: None,
+            capabilities: BTreeMap::new(),
+            cache_ttl_minutes: 5,
+            rate_multiplier: 1.0,
+            expires_at: None,
+        }
+    }
+}
+
 /// A canonical model.
 #[derive(Debug, Clone)]
 pub struct GlobalModel {

@@ -27,18 +27,7 @@ pub fn endpoint(format: ApiFormat, base: &str) -> Endpoint {
 /// Key `k` ("main") of endpoint `e`.
 pub fn key() -> ProviderKey {
     ProviderKey {
-        id: "k".into(),
-        endpoint_id: "e".into(),
         name: "main".into(),
-        secret: SecretString::new("sk-secret-value"),
-        internal_priority: None,
-        global_priority: None,
-        max_concurrent: None,
-        rpm_limit: None,
-        allowed_models: None,
-        capabilities: BTreeMap::new(),
-        cache_ttl_minutes: 5,
-        rate_multiplier: 1.0,
-        expires_at: None,
+        ..ProviderKey::new("k", "e", SecretString::new("sk-secret-value"))
     }
 }

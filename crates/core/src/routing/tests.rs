@@ -32,19 +32,8 @@ fn global_model() -> GlobalModel {
 
 fn key(id: &str) -> ProviderKey {
     ProviderKey {
-        id: id.into(),
-        endpoint_id: String::new(),
-        name: id.into(),
-        secret: SecretString::new(format!("sk-{id}")),
         internal_priority: Some(50),
-        global_priority: None,
-        max_concurrent: None,
-        rpm_limit: None,
-        allowed_models: None,
-        capabilities: BTreeMap::new(),
-        cache_ttl_minutes: 5,
-        rate_multiplier: 1.0,
-        expires_at: None,
+        ..ProviderKey::new(id, "", SecretString::new(format!("sk-{id}")))
     }
 }
 
