@@ -36,19 +36,8 @@ const ASK: Duration = Duration::from_secs(5);
 
 fn key(id: &str, endpoint: &str) -> ProviderKey {
     ProviderKey {
-        id: id.into(),
-        endpoint_id: endpoint.into(),
-        name: id.into(),
-        secret: SecretString::new(format!("secret-{id}")),
         internal_priority: Some(50),
-        global_priority: None,
-        max_concurrent: None,
-        rpm_limit: None,
-        allowed_models: None,
-        capabilities: BTreeMap::new(),
-        cache_ttl_minutes: 5,
-        rate_multiplier: 1.0,
-        expires_at: None,
+        ..ProviderKey::new(id, endpoint, SecretString::new(format!("secret-{id}")))
     }
 }
 
@@ -708,4 +697,93 @@ async fn the_recorder_writes_one_final_row_and_meters_its_mailbox() {
     assert_eq!(handled(&snapshot, "RequestFinished"), 2);
     system.stop();
     db.finish().await;
+}
+
+/// The graceful shutdown's write of circuit states waits for a periodic write that already took
+/// the changes: otherwise it finds nothing to write, returns, and the process exits before the
+/// periodic write lands (a circuit open at shutdown was then closed after the restart).
+#[actix_rt::test]
+async fn the_shutdown_write_of_circuits_waits_for_a_periodic_write_under_way() {
+    use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
+    const ONE_KEY: &str = r#"
+[[providers]]
+name = "only"
+priority = 10
+  [[providers.endpoints]]
+  api_format = "openai"
+  base_url = "https://api.example.invalid"
+    [[providers.endpoints.keys]]
+    name = "held"
+    api_key = "sk-held-0123456789"
+"#;
+    for db in switchyard_store::testing::all().await {
+        // Circuit states are stored only for keys in the database.
+        let ctx = switchyard_store::manage::WriteContext::new(switchyard_store::Cipher::from_key(
+            &[7u8; 32],
+        ));
+        switchyard_store::import::import_toml(&db.db, &ctx, ONE_KEY, &|_| None)
+            .await
+            .expect("imported");
+        let key_id = switchyard_store::entity::provider_key::Entity::find()
+            .all(&db.db)
+            .await
+            .expect("keys")
+            .remove(0)
+            .id;
+        let config = RoutingConfig {
+            shards: 1,
+            persist_every: Duration::from_millis(20),
+            ..RoutingConfig::default()
+        };
+        let system = ActorSystem::start(
+            config,
+            catalog(),
+            db.db.clone(),
+            SharedState::memory(),
+            true,
+        );
+        // Another connection holds the write lock, so the periodic write blocks behind it.
+        let blocker = db.db.begin().await.expect("a transaction");
+        let lock = match db.backend {
+            "postgres" => "LOCK TABLE provider_key_states IN EXCLUSIVE MODE",
+            _ => "CREATE TABLE persist_blocker (x INTEGER)",
+        };
+        blocker.execute_unprepared(lock).await.expect("the lock");
+        // Enough failures to open the circuit: a change to store.
+        for _ in 0..6 {
+            system.health.pick(&key_id).tell(Outcome {
+                key_id: key_id.clone(),
+                effect: HealthEffect::Failure,
+                probe: false,
+                now: Utc::now(),
+            });
+        }
+        // Several periods: the periodic write has taken the change and waits for the lock.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let persist = system.persist_now();
+        tokio::pin!(persist);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut persist)
+                .await
+                .is_err(),
+            "{}: the shutdown write returned while the state was not stored",
+            db.backend
+        );
+        blocker.rollback().await.expect("the lock released");
+        tokio::time::timeout(Duration::from_secs(10), persist)
+            .await
+            .expect("the shutdown write ends once the lock is gone");
+        let stored = switchyard_store::key_state::load_all(&db.db)
+            .await
+            .expect("key states");
+        assert!(
+            stored
+                .iter()
+                .any(|(id, health, _)| *id == key_id && health.is_some()),
+            "{}: {stored:?}",
+            db.backend
+        );
+        system.stop();
+        db.finish().await;
+    }
 }

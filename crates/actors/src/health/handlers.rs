@@ -52,16 +52,26 @@ impl HealthMonitor {
         }
     }
 
-    /// Writes the breakers changed since the last write, off the request path. Keys whose
-    /// write failed are marked dirty again, so the next round retries them.
+    /// Writes the breakers changed since the last write, off the request path; `None` when
+    /// nothing changed. Keys whose write failed are marked dirty again, so the next round
+    /// retries them.
     pub(super) fn persist(&mut self) -> Option<ResponseActFuture<Self, ()>> {
-        let Some(db) = self.db.clone() else {
-            self.dirty.clear();
-            return None;
-        };
         if self.dirty.is_empty() {
             return None;
         }
+        Some(self.write_dirty())
+    }
+
+    /// Writes the changed breakers and resolves once every write begun before it has ended as
+    /// well. Writes take their turn (first begun, first written), so an older state never
+    /// lands after a newer one, and a caller that must see everything stored (the graceful
+    /// shutdown) cannot return while a periodic write that already took the changes is still
+    /// on its way.
+    pub(super) fn write_dirty(&mut self) -> ResponseActFuture<Self, ()> {
+        let Some(db) = self.db.clone() else {
+            self.dirty.clear();
+            return Box::pin(actix::fut::ready(()));
+        };
         let rows: Vec<(String, serde_json::Value)> = self
             .dirty
             .drain()
@@ -71,8 +81,13 @@ impl HealthMonitor {
             })
             .collect();
         let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
-        Some(Box::pin(
+        let turn = self.writes.clone();
+        Box::pin(
             async move {
+                let _turn = turn.lock().await;
+                if rows.is_empty() {
+                    return true;
+                }
                 match switchyard_store::key_state::save_health(&db, &rows).await {
                     Ok(()) => true,
                     Err(e) => {
@@ -87,7 +102,7 @@ impl HealthMonitor {
                     act.dirty.extend(ids);
                 }
             }),
-        ))
+        )
     }
 }
 
@@ -232,8 +247,7 @@ impl Handler<PersistNow> for HealthMonitor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _msg: PersistNow, _ctx: &mut Self::Context) -> Self::Result {
-        self.persist()
-            .unwrap_or_else(|| Box::pin(actix::fut::ready(())))
+        self.write_dirty()
     }
 }
 

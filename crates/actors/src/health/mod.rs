@@ -54,6 +54,9 @@ pub struct HealthMonitor {
     events: VecDeque<CircuitEvent>,
     counters: Arc<HealthCounters>,
     persist_every: Duration,
+    /// Taken by each write of breaker state for its duration: writes happen one at a time, in
+    /// the order they began.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl HealthMonitor {
@@ -74,6 +77,7 @@ impl HealthMonitor {
             events: VecDeque::new(),
             counters,
             persist_every,
+            writes: Arc::default(),
         }
     }
 }
