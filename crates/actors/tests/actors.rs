@@ -150,14 +150,23 @@ async fn system(shards: usize) -> (ActorSystem, switchyard_store::testing::TestD
         record_flush: Duration::from_millis(20),
         ..RoutingConfig::default()
     };
-    let system = ActorSystem::start(
+    (start_on(&db, config, false), db)
+}
+
+/// The actor system over the test catalog and `db`, shared state in memory; `persist` writes
+/// circuit states and learned limits to `db`.
+fn start_on(
+    db: &switchyard_store::testing::TestDb,
+    config: RoutingConfig,
+    persist: bool,
+) -> ActorSystem {
+    ActorSystem::start(
         config,
         catalog(),
         db.db.clone(),
         SharedState::memory(),
-        false,
-    );
-    (system, db)
+        persist,
+    )
 }
 
 async fn order(system: &ActorSystem) -> Vec<(String, Option<SkipReason>)> {
@@ -735,13 +744,7 @@ priority = 10
             persist_every: Duration::from_millis(20),
             ..RoutingConfig::default()
         };
-        let system = ActorSystem::start(
-            config,
-            catalog(),
-            db.db.clone(),
-            SharedState::memory(),
-            true,
-        );
+        let system = start_on(&db, config, true);
         // Another connection holds the write lock, so the periodic write blocks behind it.
         let blocker = db.db.begin().await.expect("a transaction");
         let lock = match db.backend {
