@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard_actors::ActorSystem;
 use switchyard_actors::RoutingConfig;
-use switchyard_actors::health::messages::{HealthOf, Outcome};
+use switchyard_actors::health::messages::{HealthOf, Outcome, PersistNow};
 use switchyard_actors::meter::ActorSnapshot;
 use switchyard_actors::recorder::messages::{Flush, RecordEvent, RequestFinished, RequestOpened};
 use switchyard_actors::scheduler::messages::{KeyCooling, Resolve};
@@ -708,11 +708,12 @@ async fn the_recorder_writes_one_final_row_and_meters_its_mailbox() {
     db.finish().await;
 }
 
-/// The graceful shutdown's write of circuit states waits for a periodic write that already took
-/// the changes: otherwise it finds nothing to write, returns, and the process exits before the
-/// periodic write lands (a circuit open at shutdown was then closed after the restart).
+/// The graceful shutdown's write of circuit states waits for a write that already took the
+/// changes (a periodic one, in production): otherwise it finds nothing to write, returns, and
+/// the process exits before that write lands (a circuit open at shutdown was then closed after
+/// the restart).
 #[actix_rt::test]
-async fn the_shutdown_write_of_circuits_waits_for_a_periodic_write_under_way() {
+async fn the_shutdown_write_of_circuits_waits_for_a_write_under_way() {
     use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
     const ONE_KEY: &str = r#"
 [[providers]]
@@ -741,11 +742,12 @@ priority = 10
             .id;
         let config = RoutingConfig {
             shards: 1,
-            persist_every: Duration::from_millis(20),
+            // No periodic write during the test: the first write is the one asked for below.
+            persist_every: Duration::from_secs(3600),
             ..RoutingConfig::default()
         };
         let system = start_on(&db, config, true);
-        // Another connection holds the write lock, so the periodic write blocks behind it.
+        // Another connection holds the write lock, so a write of the states blocks behind it.
         let blocker = db.db.begin().await.expect("a transaction");
         let lock = match db.backend {
             "postgres" => "LOCK TABLE provider_key_states IN EXCLUSIVE MODE",
@@ -761,21 +763,32 @@ priority = 10
                 now: Utc::now(),
             });
         }
-        // Several periods: the periodic write has taken the change and waits for the lock.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let persist = system.persist_now();
-        tokio::pin!(persist);
+        // A first write takes the change and waits for the lock (the mailbox keeps the order:
+        // the outcomes, then this write, then the shutdown's).
+        let shard = system.health.pick(&key_id).clone();
+        let first = shard.ask(PersistNow, Duration::from_secs(30));
+        tokio::pin!(first);
         assert!(
-            tokio::time::timeout(Duration::from_millis(300), &mut persist)
+            tokio::time::timeout(Duration::from_millis(50), &mut first)
+                .await
+                .is_err(),
+            "{}: the first write did not wait for the lock",
+            db.backend
+        );
+        let shutdown = system.persist_now();
+        tokio::pin!(shutdown);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut shutdown)
                 .await
                 .is_err(),
             "{}: the shutdown write returned while the state was not stored",
             db.backend
         );
         blocker.rollback().await.expect("the lock released");
-        tokio::time::timeout(Duration::from_secs(10), persist)
+        tokio::time::timeout(Duration::from_secs(10), shutdown)
             .await
             .expect("the shutdown write ends once the lock is gone");
+        first.await.expect("the first write ended as well");
         let stored = switchyard_store::key_state::load_all(&db.db)
             .await
             .expect("key states");
