@@ -475,6 +475,12 @@ fn handled(meter: &ActorSnapshot, message: &str) -> u64 {
         .map_or(0, |m| m.handled)
 }
 
+/// Whether `future` is still unfinished after `wait` (it is polled meanwhile, and can be
+/// awaited on afterwards).
+async fn still_pending<F: std::future::Future + Unpin>(future: &mut F, wait: Duration) -> bool {
+    tokio::time::timeout(wait, future).await.is_err()
+}
+
 /// Polls `check` every 5 ms for up to 3 s.
 async fn within<F, Fut>(what: &str, mut check: F)
 where
@@ -769,18 +775,14 @@ priority = 10
         let first = shard.ask(PersistNow, Duration::from_secs(30));
         tokio::pin!(first);
         assert!(
-            tokio::time::timeout(Duration::from_millis(50), &mut first)
-                .await
-                .is_err(),
+            still_pending(&mut first, Duration::from_millis(50)).await,
             "{}: the first write did not wait for the lock",
             db.backend
         );
         let shutdown = system.persist_now();
         tokio::pin!(shutdown);
         assert!(
-            tokio::time::timeout(Duration::from_millis(300), &mut shutdown)
-                .await
-                .is_err(),
+            still_pending(&mut shutdown, Duration::from_millis(300)).await,
             "{}: the shutdown write returned while the state was not stored",
             db.backend
         );
