@@ -527,6 +527,33 @@ async fn affinity_slides_overwrites_and_invalidates_only_its_target() {
     .await;
 }
 
+/// Many requests of one client finishing at once (a coding agent's parallel calls) all count,
+/// and none of them fails: the entry is one hot key every success updates.
+#[tokio::test]
+async fn concurrent_successes_of_one_client_all_count() {
+    for_each_state(|s| async move {
+        let k = aff("busy-client", "OPENAI");
+        let ttl = Duration::from_secs(60);
+        let now = Utc::now();
+        let updates: Vec<_> = (0..64)
+            .map(|_| {
+                let (s, k) = (s.clone(), k.clone());
+                tokio::spawn(async move { s.affinity_set(&k, &target(1), ttl, now).await })
+            })
+            .collect();
+        for update in updates {
+            update
+                .await
+                .expect("task")
+                .expect("a concurrent success is recorded");
+        }
+        let entry = s.affinity_get(&k, now).await.expect("get").expect("live");
+        assert_eq!((entry.request_count, entry.created_at), (64, now));
+        assert_eq!(entry.target(), target(1));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn affinity_entries_lapse_after_their_ttl() {
     for_each_state(|s| async move {

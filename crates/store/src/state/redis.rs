@@ -11,13 +11,20 @@
 //! - `P rpm:{key_id}`: sorted set of admitted request ids, score = caller time in milliseconds.
 //! - `P cool`: one hash, key id → cool-down end in milliseconds (one `HGETALL` lists them all;
 //!   ended ones are deleted when listed).
-//! - `P aff:{affinity_key}:{api_format}:{global_model_id}`: the entry as JSON with `PX` expiry.
-//!   Components are escaped (`%` → `%25`, `:` → `%3A`) so the name is unambiguous and one
-//!   client's entries are exactly the keys matching `P aff:{affinity_key}:*`.
+//! - `P affinity:{affinity_key}:{api_format}:{global_model_id}`: a hash with `PX` expiry — the
+//!   target (`p`, `d`, `y`: provider, endpoint, provider key), `c` created and `e` expires (fixed
+//!   width RFC 3339 with nanoseconds, so they compare as strings), `n` the request count, `k` the
+//!   affinity key as JSON (for admin lists). Components of the name are escaped (`%` → `%25`,
+//!   `:` → `%3A`) so it is unambiguous and one client's entries are exactly the keys matching
+//!   `P affinity:{affinity_key}:*`.
 //!
-//! Affinity updates are read-compute-compare-and-set: the sliding rule lives in Rust
-//! ([`AffinityEntry::next`]), and a small script writes only if the value is still the one read,
-//! retrying a few times on a race. Admin walks use `SCAN`, never `KEYS`.
+//! Affinity updates are one script each, atomic in Redis: a success on the same live target
+//! counts one more request and pushes the expiry (`HINCRBY`), anything else starts a new entry;
+//! an invalidation deletes only if the entry still points at the failed target. Many requests of
+//! one client finishing at once (a coding agent's parallel calls) therefore never race — a
+//! read-compare-and-set loop on one hot key did, and mostly gave up. The sliding rule is the one
+//! of [`AffinityEntry::next`], which the memory backend runs; the shared state tests hold both to
+//! it. Admin walks use `SCAN`, never `KEYS`.
 //!
 //! The lease scripts compute endpoint key names from a key's members, so this backend assumes a
 //! single Redis (not Redis Cluster, where keys must be declared up front).
@@ -27,19 +34,14 @@ use super::{
     RPM_WINDOW, RpmOutcome, StateError, count_u32, from_millis, to_millis, ttl_millis,
 };
 use arc_swap::ArcSwapOption;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, FromRedisValue, Script};
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
-use serde::{Deserialize, Serialize};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 const BACKEND: &str = "redis";
-
-/// How many times an affinity compare-and-set is retried when another gateway wrote the same
-/// entry in between. Two writers converge in one retry; more is pathological.
-const CAS_ATTEMPTS: usize = 8;
 
 /// How long the cool-down hash outlives its latest cool-down (clock-skew margin).
 const COOLDOWN_HASH_SLACK: Duration = Duration::from_secs(300);
@@ -179,18 +181,35 @@ end
 return live
 ";
 
-/// Writes only if the value is still the one read ('' = absent). ARGV: expected, new, px.
-const CAS_SET_LUA: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if not cur then cur = '' end
-if cur ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
+/// Records a success of a target (the sliding rule of [`AffinityEntry::next`]). KEYS[1] = entry.
+/// ARGV: provider, endpoint, provider key, now, expires (both fixed-width RFC 3339), px, key
+/// JSON. The same target still live (by the caller's clock) counts one more request and keeps
+/// `c`; anything else (another target, lapsed, absent, not a hash) starts afresh.
+/// Returns {request count, created}.
+const AFFINITY_TOUCH_LUA: &str = r"
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+  local cur = redis.call('HMGET', KEYS[1], 'p', 'd', 'y', 'e', 'c')
+  if cur[1] == ARGV[1] and cur[2] == ARGV[2] and cur[3] == ARGV[3] and cur[4] and cur[5]
+     and cur[4] > ARGV[4] then
+    local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+    redis.call('HSET', KEYS[1], 'e', ARGV[5])
+    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+    return {n, cur[5]}
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'p', ARGV[1], 'd', ARGV[2], 'y', ARGV[3], 'c', ARGV[4],
+  'e', ARGV[5], 'n', 1, 'k', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return {1, ARGV[4]}
 ";
 
-/// Deletes only if the value is still the one read. ARGV[1] = expected.
-const CAS_DEL_LUA: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+/// Deletes the entry only if it still points at this endpoint and provider key.
+/// KEYS[1] = entry. ARGV: endpoint, provider key. Returns 1 if deleted.
+const AFFINITY_DROP_LUA: &str = r"
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+local cur = redis.call('HMGET', KEYS[1], 'd', 'y')
+if cur[1] == ARGV[1] and cur[2] == ARGV[2] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
 
@@ -201,8 +220,8 @@ static RESET_KEY: LazyLock<Script> = LazyLock::new(|| Script::new(RESET_KEY_LUA)
 static RPM: LazyLock<Script> = LazyLock::new(|| Script::new(RPM_LUA));
 static SET_COOLDOWN: LazyLock<Script> = LazyLock::new(|| Script::new(SET_COOLDOWN_LUA));
 static COOLDOWNS: LazyLock<Script> = LazyLock::new(|| Script::new(COOLDOWNS_LUA));
-static CAS_SET: LazyLock<Script> = LazyLock::new(|| Script::new(CAS_SET_LUA));
-static CAS_DEL: LazyLock<Script> = LazyLock::new(|| Script::new(CAS_DEL_LUA));
+static AFFINITY_TOUCH: LazyLock<Script> = LazyLock::new(|| Script::new(AFFINITY_TOUCH_LUA));
+static AFFINITY_DROP: LazyLock<Script> = LazyLock::new(|| Script::new(AFFINITY_DROP_LUA));
 
 /// Shared hot state in Redis. Clones share the pool.
 #[derive(Clone)]
@@ -229,12 +248,42 @@ impl std::fmt::Debug for RedisState {
     }
 }
 
-/// What an affinity key holds: the entry plus its key, so an admin list does not have to parse
-/// key names back.
-#[derive(Serialize, Deserialize)]
-struct StoredAffinity {
-    key: AffinityKey,
-    entry: AffinityEntry,
+/// The fields of an affinity hash, in the order [`AffinityFields::parse`] reads them.
+const AFFINITY_FIELDS: [&str; 7] = ["p", "d", "y", "c", "e", "n", "k"];
+
+/// An affinity hash as read with `HMGET` of [`AFFINITY_FIELDS`].
+struct AffinityFields(Vec<Option<String>>);
+
+impl AffinityFields {
+    /// The entry and its key, or `None` when the hash is absent or incomplete (written by
+    /// another version, or damaged: the next success replaces it).
+    fn parse(self, name: &str) -> Option<(AffinityKey, AffinityEntry)> {
+        let mut fields = self.0.into_iter();
+        let mut next = || fields.next().flatten();
+        let (p, d, y, c, e, n, k) = (next(), next(), next(), next(), next(), next(), next());
+        if p.is_none() && k.is_none() {
+            return None;
+        }
+        let parsed = (|| {
+            let key: AffinityKey = serde_json::from_str(&k?).ok()?;
+            let entry = AffinityEntry {
+                provider_id: p?,
+                endpoint_id: d?,
+                provider_key_id: y?,
+                created_at: parse_stamp(&c?)?,
+                expires_at: parse_stamp(&e?)?,
+                request_count: n?.parse().ok()?,
+            };
+            Some((key, entry))
+        })();
+        if parsed.is_none() {
+            tracing::warn!(
+                key = name,
+                "unreadable affinity entry in Redis; treated as absent"
+            );
+        }
+        parsed
+    }
 }
 
 impl RedisState {
@@ -341,7 +390,7 @@ impl RedisState {
 
     fn affinity_name(&self, k: &AffinityKey) -> String {
         format!(
-            "{}aff:{}:{}:{}",
+            "{}affinity:{}:{}:{}",
             self.prefix,
             escape_component(&k.affinity_key),
             escape_component(&k.api_format),
@@ -543,33 +592,22 @@ impl RedisState {
         Ok(())
     }
 
-    /// The raw value and its parsed entry. A value that does not parse (written by another
-    /// version, or damaged) reads as absent: the next write replaces it.
-    async fn affinity_read(
-        conn: &mut MultiplexedConnection,
-        operation: &'static str,
-        name: &str,
-    ) -> Result<(String, Option<StoredAffinity>), StateError> {
-        let raw: Option<String> = redis::cmd("GET")
-            .arg(name)
-            .query_async(conn)
-            .await
-            .map_err(|e| fail(operation, e))?;
-        let raw = raw.unwrap_or_default();
-        let parsed = parse_affinity(name, &raw);
-        Ok((raw, parsed))
-    }
-
     pub(super) async fn affinity_get(
         &self,
         k: &AffinityKey,
         now: DateTime<Utc>,
     ) -> Result<Option<AffinityEntry>, StateError> {
+        let name = self.affinity_name(k);
         let mut conn = self.conn("affinity_get").await?;
-        let (_, stored) =
-            Self::affinity_read(&mut conn, "affinity_get", &self.affinity_name(k)).await?;
-        Ok(stored
-            .map(|s| s.entry)
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&name)
+            .arg(&AFFINITY_FIELDS)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| fail("affinity_get", e))?;
+        Ok(AffinityFields(fields)
+            .parse(&name)
+            .map(|(_, entry)| entry)
             .filter(|entry| entry.expires_at > now))
     }
 
@@ -581,30 +619,30 @@ impl RedisState {
         now: DateTime<Utc>,
     ) -> Result<AffinityEntry, StateError> {
         let name = self.affinity_name(k);
-        let px = ttl_millis(ttl).to_string();
-        // One connection for the whole read-compare-set loop (each pool checkout costs a PING).
-        let mut conn = self.conn("affinity_set").await?;
-        for _ in 0..CAS_ATTEMPTS {
-            let (raw, stored) = Self::affinity_read(&mut conn, "affinity_set", &name).await?;
-            let entry = AffinityEntry::next(stored.as_ref().map(|s| &s.entry), target, ttl, now);
-            let json = serde_json::to_string(&StoredAffinity {
-                key: k.clone(),
-                entry: entry.clone(),
-            })
-            .map_err(|e| fail("affinity_set", e))?;
-            let written: i64 = eval_on(
-                &mut conn,
+        // The rule's own expiry, so both backends agree on it to the nanosecond.
+        let fresh = AffinityEntry::next(None, target, ttl, now);
+        let key = serde_json::to_string(k).map_err(|e| fail("affinity_set", e))?;
+        let (count, created): (u64, String) = self
+            .eval(
                 "affinity_set",
-                &CAS_SET,
+                &AFFINITY_TOUCH,
                 &[&name],
-                &[&raw, &json, &px],
+                &[
+                    &target.provider_id,
+                    &target.endpoint_id,
+                    &target.provider_key_id,
+                    &stamp(now),
+                    &stamp(fresh.expires_at),
+                    &ttl_millis(ttl).to_string(),
+                    &key,
+                ],
             )
             .await?;
-            if written == 1 {
-                return Ok(entry);
-            }
-        }
-        Err(contended("affinity_set"))
+        Ok(AffinityEntry {
+            created_at: parse_stamp(&created).unwrap_or(now),
+            request_count: count,
+            ..fresh
+        })
     }
 
     pub(super) async fn affinity_invalidate(
@@ -613,56 +651,40 @@ impl RedisState {
         provider_key_id: &str,
         endpoint_id: &str,
     ) -> Result<bool, StateError> {
-        let name = self.affinity_name(k);
-        let mut conn = self.conn("affinity_invalidate").await?;
-        for _ in 0..CAS_ATTEMPTS {
-            let (raw, stored) =
-                Self::affinity_read(&mut conn, "affinity_invalidate", &name).await?;
-            let Some(stored) = stored else {
-                return Ok(false);
-            };
-            if stored.entry.provider_key_id != provider_key_id
-                || stored.entry.endpoint_id != endpoint_id
-            {
-                return Ok(false);
-            }
-            let deleted: i64 = eval_on(
-                &mut conn,
+        let deleted: i64 = self
+            .eval(
                 "affinity_invalidate",
-                &CAS_DEL,
-                &[&name],
-                &[&raw],
+                &AFFINITY_DROP,
+                &[&self.affinity_name(k)],
+                &[endpoint_id, provider_key_id],
             )
             .await?;
-            if deleted == 1 {
-                return Ok(true);
-            }
-            // Changed in between: look again, it may now point elsewhere.
-        }
-        Err(contended("affinity_invalidate"))
+        Ok(deleted == 1)
     }
 
     pub(super) async fn affinity_list(
         &self,
         limit: usize,
     ) -> Result<Vec<(AffinityKey, AffinityEntry)>, StateError> {
-        let pattern = format!("{}aff:*", glob_escape(&self.prefix));
+        let pattern = format!("{}affinity:*", glob_escape(&self.prefix));
         let mut conn = self.conn("affinity_list").await?;
         let mut out = Vec::new();
         let mut cursor: u64 = 0;
         loop {
             let (next, names) = scan_step(&mut conn, "affinity_list", cursor, &pattern).await?;
             if !names.is_empty() {
-                let values: Vec<Option<String>> = redis::cmd("MGET")
-                    .arg(&names)
+                let mut reads = redis::pipe();
+                for name in &names {
+                    reads.cmd("HMGET").arg(name).arg(&AFFINITY_FIELDS);
+                }
+                let values: Vec<Vec<Option<String>>> = reads
                     .query_async(&mut conn)
                     .await
                     .map_err(|e| fail("affinity_list", e))?;
-                for (name, raw) in names.iter().zip(values) {
-                    // Gone between SCAN and MGET (expired or cleared): skip.
-                    let Some(raw) = raw else { continue };
-                    if let Some(stored) = parse_affinity(name, &raw) {
-                        out.push((stored.key, stored.entry));
+                for (name, fields) in names.iter().zip(values) {
+                    // Gone between SCAN and HMGET (expired or cleared): parses as absent.
+                    if let Some(listed) = AffinityFields(fields).parse(name) {
+                        out.push(listed);
                         if out.len() >= limit {
                             return Ok(out);
                         }
@@ -682,11 +704,11 @@ impl RedisState {
     ) -> Result<u64, StateError> {
         let pattern = match affinity_key {
             Some(a) => format!(
-                "{}aff:{}:*",
+                "{}affinity:{}:*",
                 glob_escape(&self.prefix),
                 glob_escape(&escape_component(a))
             ),
-            None => format!("{}aff:*", glob_escape(&self.prefix)),
+            None => format!("{}affinity:*", glob_escape(&self.prefix)),
         };
         self.delete_matching("affinity_clear", &pattern).await
     }
@@ -761,17 +783,21 @@ async fn scan_step(
         .map_err(|e| fail(operation, e))
 }
 
-fn parse_affinity(name: &str, raw: &str) -> Option<StoredAffinity> {
-    if raw.is_empty() {
-        return None;
+/// A timestamp as the affinity hash stores it: RFC 3339, UTC, nine fraction digits, so two
+/// stamps compare as strings the way their instants do (the scripts rely on it). Years past
+/// 9999 (an absurd TTL) are stored as the end of 9999, which keeps the width.
+fn stamp(t: DateTime<Utc>) -> String {
+    const LAST: &str = "9999-12-31T23:59:59.999999999Z";
+    if t.year() > 9999 {
+        return LAST.to_owned();
     }
-    match serde_json::from_str(raw) {
-        Ok(stored) => Some(stored),
-        Err(e) => {
-            tracing::warn!(key = name, error = %e, "unreadable affinity entry in Redis; treated as absent");
-            None
-        }
-    }
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn parse_stamp(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The two lease members: in the key's set it names the endpoint, in the endpoint's the key.
@@ -799,14 +825,6 @@ fn fail(operation: &'static str, e: impl std::fmt::Display) -> StateError {
         backend: BACKEND,
         operation,
         reason: e.to_string(),
-    }
-}
-
-fn contended(operation: &'static str) -> StateError {
-    StateError::Backend {
-        backend: BACKEND,
-        operation,
-        reason: format!("entry kept changing; gave up after {CAS_ATTEMPTS} attempts"),
     }
 }
 
