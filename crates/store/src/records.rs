@@ -29,21 +29,25 @@
 //!    database, so it holds even against a concurrent writer; `RETURNING` tells which rows were
 //!    inserted or moved (a refused update returns nothing), on SQLite and PostgreSQL alike. The
 //!    fresh path exists because returned rows are not free: each crosses from the database
-//!    driver to the writer one by one.
+//!    driver to the writer one by one. Fresh rows are bound straight from their fields on the
+//!    transaction's sqlx connection ([`tx`]), not through sea-query values.
 //! 3. Attempt rows, the same way, keyed by `(request_id, candidate_index, retry_index)`.
 //! 4. Spend deltas whose request became final in step 2 are summed per gateway key, user and
 //!    provider and applied in id order (a fixed lock order, so concurrent batches on PostgreSQL
 //!    cannot deadlock each other).
 
+mod tx;
+
 use crate::db::Database;
 use crate::entity::{gateway_key, provider, request_attempt, usage, user};
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
+use sea_orm::DbErr;
 use sea_orm::sea_query::{
     Alias, Condition, Expr, ExprTrait, IntoIden, OnConflict, Query, SimpleExpr, Value,
 };
-use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use tx::{BindRow, Tx};
 
 /// Most rows in one multi-row statement. Statements come in a few fixed sizes (this one, then
 /// the powers of two below it for the rest of a batch), so each size is parsed once per
@@ -627,13 +631,13 @@ pub async fn write_batch(db: &Database, batch: &Batch) -> Result<WriteReport, St
     if batch.is_empty() {
         return Ok(report);
     }
-    let txn = db.begin().await?;
+    let mut txn = Tx::begin(db).await?;
 
     // 1–2. Usage.
     let (winners, superseded) = collapse(&batch.usage, |r| r.request_id.as_str(), |r| r.status);
     report.usage_ignored += superseded.len() as u64;
     report.final_ignored += superseded.iter().filter(|r| r.status.is_final()).count() as u64;
-    let became_final = write_usage(&txn, &winners, &mut report).await?;
+    let became_final = write_usage(&mut txn, &winners, &mut report).await?;
 
     // 3. Attempts.
     let (winners, superseded) = collapse(
@@ -642,10 +646,10 @@ pub async fn write_batch(db: &Database, batch: &Batch) -> Result<WriteReport, St
         |r| r.status,
     );
     report.attempts_ignored += superseded.len() as u64;
-    write_attempts(&txn, &winners, &mut report).await?;
+    write_attempts(&mut txn, &winners, &mut report).await?;
 
     // 4. Spend.
-    apply_spend(&txn, &batch.spend, &became_final, &mut report).await?;
+    apply_spend(&mut txn, &batch.spend, &became_final, &mut report).await?;
 
     txn.commit().await?;
     Ok(report)
@@ -751,21 +755,6 @@ fn plain_insert<R, C: IntoIden + Copy>(
     Ok(insert)
 }
 
-/// The values of `rows`, row after row, in column order: the parameters of [`plain_insert`].
-/// Sized once: collected from a flattening iterator, the vector grew (and was copied) about a
-/// dozen times for a batch of a thousand rows of fifty values.
-fn flat_values<R, C>(rows: &[&R], values: impl Fn(&R) -> Vec<(C, Value)>) -> Vec<Value> {
-    let mut flat = Vec::new();
-    for row in rows {
-        let row = values(row);
-        if flat.capacity() == 0 {
-            flat.reserve_exact(row.len() * rows.len());
-        }
-        flat.extend(row.into_iter().map(|(_, v)| v));
-    }
-    flat
-}
-
 /// The text of the fresh insert of `rows` rows into `table` on `backend`, made by `build` the
 /// first time. Batches come in a few fixed chunk sizes (see [`fixed_chunks`]), so there are a
 /// handful of texts; building the statement anew for every chunk cost more CPU than SQLite
@@ -796,41 +785,39 @@ fn fresh_insert_sql(
     Ok(sql)
 }
 
-/// Inserts `rows` rows (their `values`, row after row) into `table` inside a savepoint if none
-/// of them exists yet (`true`); otherwise leaves nothing written (`false`). `build` makes the
-/// plain multi-row insert of these rows, used once per shape for its text; `identity` is the
-/// conflict target.
-async fn insert_fresh(
-    txn: &sea_orm::DatabaseTransaction,
+/// Inserts `rows` into `table` inside a savepoint if none of them exists yet (`true`);
+/// otherwise leaves nothing written (`false`). `build` makes the plain multi-row insert of these
+/// rows, used once per shape for its text; `identity` is the conflict target. The rows are bound
+/// straight from their fields (see [`tx`]).
+async fn insert_fresh<R: BindRow>(
+    txn: &mut Tx,
     table: &'static str,
-    rows: usize,
-    values: Vec<Value>,
+    rows: &[&R],
     build: impl FnOnce() -> Result<sea_orm::sea_query::InsertStatement, StoreError>,
     mut identity: OnConflict,
     report: &mut WriteReport,
 ) -> Result<bool, StoreError> {
-    let backend = txn.get_database_backend();
-    let sql = fresh_insert_sql(backend, table, rows, || {
+    let backend = txn.backend();
+    let sql = fresh_insert_sql(backend, table, rows.len(), || {
         let mut insert = build()?;
         insert.on_conflict(identity.do_nothing().to_owned());
         Ok(backend.build(&insert).sql)
     })?;
-    let savepoint = txn.begin().await?;
-    let statement = sea_orm::Statement::from_sql_and_values(backend, &*sql, values);
-    let inserted = savepoint.execute_raw(statement).await?.rows_affected();
+    txn.savepoint().await?;
+    let inserted = txn.insert_rows(&sql, rows).await?;
     report.statements += 1;
-    if inserted == rows as u64 {
-        savepoint.commit().await?;
+    if inserted == rows.len() as u64 {
+        txn.release().await?;
         Ok(true)
     } else {
-        savepoint.rollback().await?;
+        txn.roll_back_savepoint().await?;
         Ok(false)
     }
 }
 
 /// Upserts the usage winners; returns the request ids that became final here.
 async fn write_usage(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &mut Tx,
     winners: &[&UsageRow],
     report: &mut WriteReport,
 ) -> Result<HashSet<String>, StoreError> {
@@ -848,9 +835,8 @@ async fn write_usage(
     let guard = transition_guard::<UsageStatus>(usage::Entity, usage::Column::Status);
     for chunk in fixed_chunks(winners) {
         let build = || plain_insert(usage::Entity, &columns, chunk, UsageRow::values);
-        let values = flat_values(chunk, UsageRow::values);
         let identity = OnConflict::column(usage::Column::RequestId);
-        if insert_fresh(txn, "usage", chunk.len(), values, build, identity, report).await? {
+        if insert_fresh(txn, "usage", chunk, build, identity, report).await? {
             report.usage_written += chunk.len() as u64;
             for row in chunk.iter().filter(|r| r.status.is_final()) {
                 report.final_written += 1;
@@ -869,14 +855,15 @@ async fn write_usage(
             .returning(
                 Query::returning().columns([usage::Column::RequestId, usage::Column::Status]),
             );
-        let written = txn.query_all(&insert).await?;
+        let written = txn.returning(&insert, &["request_id", "status"]).await?;
         report.statements += 1;
         report.usage_written += written.len() as u64;
         report.usage_ignored += (chunk.len() - written.len()) as u64;
         let mut final_here = 0u64;
         for row in written {
-            let request_id: String = row.try_get("", "request_id")?;
-            let status: String = row.try_get("", "status")?;
+            let [request_id, status]: [String; 2] = row
+                .try_into()
+                .map_err(|_| build_error("RETURNING gave another number of columns"))?;
             if UsageStatus::parse(&status).is_some_and(UsageStatus::is_final) {
                 final_here += 1;
                 became_final.insert(request_id);
@@ -890,7 +877,7 @@ async fn write_usage(
 }
 
 async fn write_attempts(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &mut Tx,
     winners: &[&AttemptRow],
     report: &mut WriteReport,
 ) -> Result<(), StoreError> {
@@ -913,9 +900,8 @@ async fn write_attempts(
     let guard = transition_guard::<AttemptStatus>(request_attempt::Entity, A::Status);
     for chunk in fixed_chunks(winners) {
         let build = || plain_insert(request_attempt::Entity, &columns, chunk, AttemptRow::values);
-        let values = flat_values(chunk, AttemptRow::values);
         let target = OnConflict::columns(identity);
-        if insert_fresh(txn, "attempts", chunk.len(), values, build, target, report).await? {
+        if insert_fresh(txn, "attempts", chunk, build, target, report).await? {
             report.attempts_written += chunk.len() as u64;
             continue;
         }
@@ -928,7 +914,7 @@ async fn write_attempts(
                     .to_owned(),
             )
             .returning(Query::returning().columns([A::RequestId]));
-        let written = txn.query_all(&insert).await?;
+        let written = txn.returning(&insert, &["request_id"]).await?;
         report.statements += 1;
         report.attempts_written += written.len() as u64;
         report.attempts_ignored += (chunk.len() - written.len()) as u64;
@@ -946,8 +932,8 @@ struct KeySpend {
     last_used_at: Option<DateTime<Utc>>,
 }
 
-async fn apply_spend<C: ConnectionTrait>(
-    txn: &C,
+async fn apply_spend(
+    txn: &mut Tx,
     deltas: &[SpendDelta],
     became_final: &HashSet<String>,
     report: &mut WriteReport,

@@ -688,3 +688,145 @@ async fn an_empty_batch_does_nothing() {
     })
     .await;
 }
+
+/// Every column of the `table` row of `request_id` but `id`, as the database prints it: what a
+/// query comparing stored values sees.
+async fn stored_text(
+    db: &Database,
+    table: &str,
+    columns: &[&str],
+    request_id: &str,
+) -> Vec<Option<String>> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = db.get_database_backend();
+    let printed: Vec<String> = columns
+        .iter()
+        .map(|c| match backend {
+            DbBackend::Postgres => format!("\"{c}\"::text"),
+            _ => format!("CAST(\"{c}\" AS TEXT)"),
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM \"{table}\" WHERE request_id = '{request_id}'",
+        printed.join(", ")
+    );
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .expect("query")
+        .expect("row");
+    (0..columns.len())
+        .map(|i| row.try_get_by_index::<Option<String>>(i).expect("text"))
+        .collect()
+}
+
+fn column_names<C: sea_orm::Iterable + sea_orm::IdenStatic>(skip: &[&str]) -> Vec<&'static str> {
+    C::iter()
+        .map(|c| c.as_str())
+        .filter(|c| !skip.contains(c))
+        .collect()
+}
+
+/// A usage row with every column set (fractions, JSON, nanosecond times).
+fn every_usage_field(request_id: &str, status: UsageStatus, at: DateTime<Utc>) -> UsageRow {
+    let mut row = finished(request_id, status, at);
+    row.client_request_id = Some("client-1".into());
+    row.endpoint_id = Some("e1".into());
+    row.provider_key_id = Some("pk1".into());
+    row.target_model = Some("claude-x-2025".into());
+    row.global_model_id = Some("gm1".into());
+    row.upstream_format = Some("OPENAI".into());
+    row.is_stream = true;
+    row.error_message = Some("it's \"quoted\"".into());
+    row.cache_creation_input_tokens = 7;
+    row.cache_read_input_tokens = 11;
+    row.reasoning_tokens = 3;
+    row.input_cost_usd = 0.1234567;
+    row.output_cost_usd = 0.0000015;
+    row.rate_multiplier = 1.5;
+    row.input_price_per_1m = Some(3.0);
+    row.output_price_per_1m = Some(15.0);
+    row.cache_creation_price_per_1m = Some(3.75);
+    row.cache_read_price_per_1m = Some(0.3);
+    row.price_per_request = Some(0.01);
+    row.first_byte_time_ms = Some(321);
+    row.created_at = at + Duration::nanoseconds(123_456_789);
+    row.finished_at = Some(at + Duration::nanoseconds(1_987_654_321));
+    row
+}
+
+fn every_attempt_field(request_id: &str, status: AttemptStatus, at: DateTime<Utc>) -> AttemptRow {
+    let mut row = AttemptRow::new(request_id, 0, 0, "p1", "e1", status, at);
+    row.user_id = Some("u1".into());
+    row.gateway_key_id = Some("gk1".into());
+    row.provider_key_id = Some("pk1".into());
+    row.skip_reason = Some("none".into());
+    row.is_cached = true;
+    row.status_code = Some(200);
+    row.error_type = Some("none".into());
+    row.error_message = Some("ünïcode".into());
+    row.latency_ms = Some(42);
+    row.concurrent_requests = Some(3);
+    row.required_capabilities = Some(serde_json::json!(["vision"]));
+    row.extra = Some(serde_json::json!({"converted": {"from": "CLAUDE", "to": "OPENAI"}}));
+    row.started_at = Some(at + Duration::microseconds(1));
+    row.finished_at = Some(at + Duration::nanoseconds(2_000_000_001));
+    row
+}
+
+#[tokio::test]
+async fn a_row_is_stored_alike_by_a_fresh_insert_and_by_an_update() {
+    for_each_backend(|t| async move {
+        seed(&t.db).await;
+        let at = t0();
+        // "fresh" goes in once, final: the usual insert. "updated" is stored pending first, so
+        // its final row takes the guarded upsert, built and bound the other way.
+        let fresh = Batch {
+            usage: vec![every_usage_field("fresh", UsageStatus::Completed, at)],
+            attempts: vec![every_attempt_field("fresh", AttemptStatus::Success, at)],
+            ..Batch::default()
+        };
+        write_batch(&t.db, &fresh).await.expect("fresh");
+        let opened = Batch {
+            usage: vec![every_usage_field("updated", UsageStatus::Pending, at)],
+            attempts: vec![every_attempt_field("updated", AttemptStatus::Pending, at)],
+            ..Batch::default()
+        };
+        write_batch(&t.db, &opened).await.expect("opened");
+        let settled = Batch {
+            usage: vec![every_usage_field("updated", UsageStatus::Completed, at)],
+            attempts: vec![every_attempt_field("updated", AttemptStatus::Success, at)],
+            ..Batch::default()
+        };
+        let report = write_batch(&t.db, &settled).await.expect("settled");
+        assert_eq!((report.usage_written, report.attempts_written), (1, 1));
+
+        let skip = ["id", "request_id"];
+        let columns = column_names::<usage::Column>(&skip);
+        let a = stored_text(&t.db, "usage", &columns, "fresh").await;
+        let b = stored_text(&t.db, "usage", &columns, "updated").await;
+        for ((column, a), b) in columns.iter().zip(&a).zip(&b) {
+            assert_eq!(a, b, "usage.{column}");
+            assert!(a.is_some(), "usage.{column} is set in the row, so not NULL");
+        }
+        let columns = column_names::<request_attempt::Column>(&skip);
+        let a = stored_text(&t.db, "request_attempts", &columns, "fresh").await;
+        let b = stored_text(&t.db, "request_attempts", &columns, "updated").await;
+        for ((column, a), b) in columns.iter().zip(&a).zip(&b) {
+            assert_eq!(a, b, "request_attempts.{column}");
+            assert!(
+                a.is_some(),
+                "request_attempts.{column} is set in the row, so not NULL"
+            );
+        }
+        // And it reads back as written.
+        let stored = usage_of(&t.db, "fresh").await;
+        let row = every_usage_field("fresh", UsageStatus::Completed, at);
+        assert_eq!(stored.client_request_id, row.client_request_id);
+        assert_eq!(stored.metadata, row.metadata);
+        assert!(close(stored.input_cost_usd, row.input_cost_usd));
+        assert_eq!(stored.error_message, row.error_message);
+        t
+    })
+    .await;
+}
