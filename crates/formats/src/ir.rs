@@ -219,6 +219,9 @@ pub struct Tool {
     pub description: Option<String>,
     /// JSON schema of its arguments (an object schema).
     pub parameters: Value,
+    /// The client asked the provider to enforce the schema exactly (OpenAI's `strict`); false
+    /// = not asked. Only the OpenAI codecs read and write it.
+    pub strict: bool,
 }
 
 /// Tool use policy.
@@ -281,6 +284,9 @@ pub enum ResponseFormat {
         name: String,
         /// The schema.
         schema: Value,
+        /// The client asked the provider to enforce the schema exactly (OpenAI's `strict`);
+        /// false = not asked. Only the OpenAI codecs read and write it.
+        strict: bool,
     },
 }
 

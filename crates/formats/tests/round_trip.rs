@@ -112,6 +112,8 @@ fn tools() -> impl Strategy<Value = Vec<Tool>> {
                 name,
                 description,
                 parameters,
+                // Only the OpenAI dialects carry `strict`.
+                strict: false,
             })
             .collect()
     })

@@ -47,6 +47,9 @@
 //!   of one role are merged by Anthropic anyway).
 //! - Parts a role cannot carry (an image or tool result from the assistant, a tool call or
 //!   thinking from the user) and `json_object` response formats are refused.
+//! - OpenAI's `strict` ([`ir::Tool::strict`], and that of [`ir::ResponseFormat::JsonSchema`]) is
+//!   ignored: the tools and the `output_config.format` this codec writes have no such flag.
+//!   Decoding sets it to false (a `strict` on a client's tool is refused as an unknown field).
 //!
 //! Answers: ids are kept as they are (empty → `msg_gw`, model empty → `unknown`). Stop reasons:
 //! `refusal` ↔ content filter, `model_context_window_exceeded` → max tokens, `pause_turn` kept as
@@ -359,6 +362,8 @@ fn decode_tools(value: &Value) -> Result<Vec<ir::Tool>, Unsupported> {
                     .and_then(Value::as_str)
                     .map(str::to_owned),
                 parameters: object.get("input_schema").cloned().unwrap_or(Value::Null),
+                // `strict` on a tool is refused above (not a known key).
+                strict: false,
             })
         })
         .collect()
@@ -409,6 +414,8 @@ fn decode_output_config(
             req.response_format = Some(ir::ResponseFormat::JsonSchema {
                 name: SCHEMA_NAME.to_owned(),
                 schema: format.get("schema").cloned().unwrap_or_else(|| json!({})),
+                // Anthropic's format has no strict switch.
+                strict: false,
             });
         }
     }
@@ -1374,6 +1381,7 @@ mod tests {
             name: "get_weather".into(),
             description: Some("Current weather".into()),
             parameters: weather_schema(),
+            strict: false,
         }
     }
 
@@ -1527,7 +1535,8 @@ mod tests {
                 .response_format,
             Some(ResponseFormat::JsonSchema {
                 name: SCHEMA_NAME.into(),
-                schema
+                schema,
+                strict: false,
             })
         );
         for (choice, expected) in [
@@ -1738,6 +1747,36 @@ mod tests {
     // --- Requests: neutral → upstream ---------------------------------------------------
 
     #[test]
+    fn strict_is_not_sent() {
+        // OpenAI's `strict` has no place in the tools and `output_config.format` written here.
+        let req = Request {
+            messages: vec![Message::user(vec![Part::text("x")])],
+            tools: vec![Tool {
+                strict: true,
+                ..weather_tool()
+            }],
+            response_format: Some(ResponseFormat::JsonSchema {
+                name: "forecast".into(),
+                schema: json!({"type": "object"}),
+                strict: true,
+            }),
+            ..Request::default()
+        };
+        let body = encode_request(&req, "claude-sonnet-4-5").expect("encodes");
+        assert_eq!(
+            body.get("tools"),
+            Some(
+                &json!([{"name": "get_weather", "description": "Current weather",
+                "input_schema": weather_schema()}])
+            )
+        );
+        assert_eq!(
+            body.get("output_config"),
+            Some(&json!({"format": {"type": "json_schema", "schema": {"type": "object"}}}))
+        );
+    }
+
+    #[test]
     fn encode_request_golden() {
         let mut req = neutral_request();
         // Forced tool use is not allowed with thinking: this golden has none.
@@ -1750,6 +1789,7 @@ mod tests {
         req.response_format = Some(ResponseFormat::JsonSchema {
             name: "forecast".into(),
             schema: json!({"type": "object"}),
+            strict: false,
         });
         let body = encode_request(&req, "claude-sonnet-4-5-20250929").expect("encodes");
         assert_eq!(
@@ -1922,6 +1962,7 @@ mod tests {
                 name: "now".into(),
                 description: None,
                 parameters: Value::Null,
+                strict: false,
             }],
             ..Request::default()
         };
@@ -2022,6 +2063,7 @@ mod tests {
         rich.response_format = Some(ResponseFormat::JsonSchema {
             name: SCHEMA_NAME.into(),
             schema: json!({"type": "object", "properties": {}}),
+            strict: false,
         });
         let sampling = Request {
             system: vec!["Only one.".into()],

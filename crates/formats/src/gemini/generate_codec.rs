@@ -40,6 +40,9 @@
 //!   [`Reasoning::budget_for_effort`] when there is no budget (`none` → 0), and
 //!   `includeThoughts: true` unless the budget is 0, because clients of the other dialects get
 //!   their thinking blocks back.
+//! - OpenAI's `strict` ([`ir::Tool::strict`], and that of [`ResponseFormat::JsonSchema`]) has no
+//!   Gemini counterpart in function declarations or `generationConfig`: it is ignored on encode
+//!   and false on decode.
 //!
 //! Tool-call ids: Gemini's `functionCall.id` is optional and rarely sent. A call without one gets
 //! `call_<n>`, n its ordinal among the conversation's calls; in an answer `call_<responseId>_<n>`,
@@ -774,6 +777,8 @@ fn decode_declaration(value: &Value, path: &str) -> Result<Tool, Unsupported> {
         name: required(obj, path, "name", string)?.to_owned(),
         description: opt(obj, path, "description", string)?.map(str::to_owned),
         parameters,
+        // Gemini has no strict switch to decode.
+        strict: false,
     })
 }
 
@@ -953,6 +958,8 @@ fn decode_response_format(config: &Object) -> Result<Option<ResponseFormat>, Uns
         (Some("application/json"), Some(schema)) => Ok(Some(ResponseFormat::JsonSchema {
             name: SCHEMA_NAME.to_owned(),
             schema,
+            // Gemini has no strict switch to decode.
+            strict: false,
         })),
         (_, Some(_)) => Err(Unsupported::new(format!(
             "{PATH}.responseSchema (without responseMimeType application/json)"
@@ -1765,6 +1772,37 @@ mod tests {
         json!({"type": "object", "properties": {}})
     }
 
+    #[test]
+    fn strict_is_not_sent() {
+        // Gemini has no counterpart of OpenAI's `strict` for declarations or response schemas.
+        let req = ir::Request {
+            messages: vec![Message::user(vec![Part::text("x")])],
+            tools: vec![Tool {
+                name: "f".into(),
+                description: None,
+                parameters: empty_schema(),
+                strict: true,
+            }],
+            response_format: Some(ResponseFormat::JsonSchema {
+                name: "answer".into(),
+                schema: json!({"type": "object"}),
+                strict: true,
+            }),
+            ..ir::Request::default()
+        };
+        let body = encode_request(&req, "gemini-2.5-flash").expect("encodes");
+        assert_eq!(
+            body.get("tools"),
+            Some(&json!([{"functionDeclarations": [
+                {"name": "f", "parametersJsonSchema": empty_schema()}]}]))
+        );
+        assert_eq!(
+            body.get("generationConfig"),
+            Some(&json!({"responseMimeType": "application/json",
+                "responseJsonSchema": {"type": "object"}}))
+        );
+    }
+
     // --- decode_request ------------------------------------------------------------------------
 
     /// What the google-genai SDK sends for a multimodal, multi-turn tool conversation with
@@ -1860,11 +1898,13 @@ mod tests {
                         "city": {"type": "string", "description": "City name"},
                         "days": {"type": "array", "items": {"type": "integer"}}
                     }, "required": ["city"]}),
+                    strict: false,
                 },
                 Tool {
                     name: "get_time".into(),
                     description: None,
                     parameters: empty_schema(),
+                    strict: false,
                 },
             ],
             tool_choice: Some(ToolChoice::Tool("get_weather".into())),
@@ -1922,6 +1962,7 @@ mod tests {
                     description: Some("Current weather for a city.".into()),
                     parameters: json!({"type": "object", "properties": {"city": {"type": "string"},
                         "days": {"type": "integer", "default": 1}}, "required": ["city"]}),
+                    strict: false,
                 }],
                 tool_choice: Some(ToolChoice::Tool("get_weather".into())),
                 parallel_tool_calls: None,
@@ -1956,6 +1997,7 @@ mod tests {
                     "temperature": {"title": "Temperature", "type": "number"}},
                     "propertyOrdering": ["city", "temperature"],
                     "required": ["city", "temperature"], "title": "Answer", "type": "object"}),
+                strict: false,
             })
         );
     }
@@ -2113,6 +2155,7 @@ mod tests {
             Some(ResponseFormat::JsonSchema {
                 name: "response".into(),
                 schema: json!({"type": "array", "items": {"type": "string"}}),
+                strict: false,
             })
         );
         let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}},
@@ -2128,6 +2171,7 @@ mod tests {
                 Some(ResponseFormat::JsonSchema {
                     name: "response".into(),
                     schema: schema.clone(),
+                    strict: false,
                 }),
                 "{key}"
             );
@@ -2419,6 +2463,7 @@ mod tests {
                 description: Some("Looks a word up.".into()),
                 parameters: json!({"type": "object", "properties": {"q": {"type": "string"}},
                     "required": ["q"], "additionalProperties": false}),
+                strict: false,
             }],
             tool_choice: Some(ToolChoice::Required),
             parallel_tool_calls: None,
@@ -2435,6 +2480,7 @@ mod tests {
             response_format: Some(ResponseFormat::JsonSchema {
                 name: "labels".into(),
                 schema: json!({"type": "array", "items": {"type": "string"}}),
+                strict: false,
             }),
         }
     }
@@ -2633,6 +2679,7 @@ mod tests {
                 name: "f".into(),
                 description: None,
                 parameters: empty_schema(),
+                strict: false,
             }],
             ..ir::Request::default()
         };
@@ -2768,11 +2815,13 @@ mod tests {
                     name: "f".into(),
                     description: Some("F.".into()),
                     parameters: json!({"type": "object", "properties": {"k": {"type": "array"}}}),
+                    strict: false,
                 },
                 Tool {
                     name: "g".into(),
                     description: None,
                     parameters: empty_schema(),
+                    strict: false,
                 },
             ],
             tool_choice: Some(ToolChoice::Tool("f".into())),
@@ -2790,6 +2839,7 @@ mod tests {
             response_format: Some(ResponseFormat::JsonSchema {
                 name: "response".into(),
                 schema: json!({"type": "object"}),
+                strict: false,
             }),
         };
         let second = ir::Request {

@@ -15,9 +15,12 @@
 //! - Ignored because they do not change the answer: `model` (the caller has it), `user`,
 //!   `safety_identifier`, `metadata`, `store`, `stream_options` (the relay owns `include_usage`),
 //!   `prompt_cache_key`, `prompt_cache_retention`, `service_tier` (latency and price, not
-//!   content), `cache_control` on messages, parts and tools, `strict` on tools and on
-//!   `json_schema` (every target enforces schemas its own way), `index` echoed in history tool
+//!   content), `cache_control` on messages, parts and tools, `index` echoed in history tool
 //!   calls and the function `name` of a `tool` message (its `tool_call_id` already says it).
+//! - `strict` on a function tool and on `json_schema` is carried as [`ir::Tool::strict`] and the
+//!   `strict` of [`ir::ResponseFormat::JsonSchema`]: `true` asks for the schema to be enforced
+//!   exactly; `false`, `null` and absence are OpenAI's default (not asked) and become `false`;
+//!   anything else is refused. The encoder sends `"strict": true` only when it is set.
 //! - `parallel_tool_calls` (`true` or `false`) is carried as [`ir::Request::parallel_tool_calls`],
 //!   with or without tools; the encoder sends it only beside tools, because OpenAI rejects it in
 //!   a request without them ("only allowed when 'tools' are specified").
@@ -57,7 +60,9 @@
 //!   stream that starts without [`Delta::Start`] is given the id `chatcmpl-gw` and model
 //!   `unknown`; a streamed tool call without an id is given `call_gw_<n>`.
 
-use crate::json_field::{array as as_array, object as as_object, string as as_str};
+use crate::json_field::{
+    array as as_array, boolean as as_bool, object as as_object, string as as_str,
+};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
@@ -112,6 +117,11 @@ fn optional_str<'a>(
     present(object, key)
         .map(|value| as_str(value, &format!("{path}.{key}")))
         .transpose()
+}
+
+/// An optional boolean field; absent or `null` is false (OpenAI's default for `strict`).
+fn optional_flag(object: &Object, key: &str, path: &str) -> Result<bool, Unsupported> {
+    present(object, key).map_or(Ok(false), |value| as_bool(value, &format!("{path}.{key}")))
 }
 
 /// Refuses any non-null field of `object` outside `allowed`; `cache_control` (a cache hint) is
@@ -314,6 +324,7 @@ fn decode_response_format(value: &Value) -> Result<Option<ir::ResponseFormat>, U
             Ok(Some(ir::ResponseFormat::JsonSchema {
                 name: required_str(spec, "name", path)?.to_owned(),
                 schema: schema.clone(),
+                strict: optional_flag(spec, "strict", path)?,
             }))
         }
         other => refuse(format!("response_format.type ({other})")),
@@ -344,6 +355,7 @@ fn decode_tool(value: &Value, path: &str) -> Result<ir::Tool, Unsupported> {
         parameters: present(function, "parameters")
             .cloned()
             .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        strict: optional_flag(function, "strict", &path)?,
     })
 }
 
@@ -702,6 +714,10 @@ fn encode_tool(tool: &ir::Tool) -> Value {
     if !tool.parameters.is_null() {
         function.insert("parameters".into(), tool.parameters.clone());
     }
+    // Only when asked: `false` is Chat's default.
+    if tool.strict {
+        function.insert("strict".into(), json!(true));
+    }
     json!({"type": "function", "function": function})
 }
 
@@ -717,8 +733,19 @@ fn encode_tool_choice(choice: &ir::ToolChoice) -> Value {
 fn encode_response_format(format: &ir::ResponseFormat) -> Value {
     match format {
         ir::ResponseFormat::JsonObject => json!({"type": "json_object"}),
-        ir::ResponseFormat::JsonSchema { name, schema } => {
-            json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema}})
+        ir::ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        } => {
+            let mut spec = Object::new();
+            spec.insert("name".into(), json!(name));
+            spec.insert("schema".into(), schema.clone());
+            // Only when asked: `false` is Chat's default.
+            if *strict {
+                spec.insert("strict".into(), json!(true));
+            }
+            json!({"type": "json_schema", "json_schema": spec})
         }
     }
 }
@@ -1362,6 +1389,7 @@ mod tests {
             description: Some("Current weather for a city".into()),
             parameters: json!({"type": "object", "properties": {"city": {"type": "string"}},
                 "required": ["city"]}),
+            strict: false,
         }
     }
 
@@ -1448,7 +1476,10 @@ mod tests {
                 ]),
                 Message::user(vec![Part::text("Thanks!")]),
             ],
-            tools: vec![weather_tool()],
+            tools: vec![Tool {
+                strict: true,
+                ..weather_tool()
+            }],
             tool_choice: Some(ToolChoice::Tool("get_weather".into())),
             parallel_tool_calls: Some(true),
             max_tokens: Some(1024),
@@ -1464,6 +1495,7 @@ mod tests {
             response_format: Some(ResponseFormat::JsonSchema {
                 name: "answer".into(),
                 schema: json!({"type": "object"}),
+                strict: true,
             }),
         };
         assert_eq!(decode_request(&body), Ok(expected));
@@ -1602,6 +1634,18 @@ mod tests {
                 ),
                 "response_format.json_schema.description",
             ),
+            (
+                base(json!({"tools": [{"type": "function",
+                    "function": {"name": "f", "strict": "yes"}}]})),
+                "tools[0].function.strict (not a boolean)",
+            ),
+            (
+                base(
+                    json!({"response_format": {"type": "json_schema", "json_schema": {
+                    "name": "a", "schema": {}, "strict": 1}}}),
+                ),
+                "response_format.json_schema.strict (not a boolean)",
+            ),
             (json!({"model": "m"}), "messages (missing)"),
             (
                 with_message(json!({"role": "user", "content": [{"type": "input_audio",
@@ -1700,6 +1744,7 @@ mod tests {
             response_format: Some(ResponseFormat::JsonSchema {
                 name: "forecast".into(),
                 schema: json!({"type": "object", "properties": {"t": {"type": "number"}}}),
+                strict: false,
             }),
         }
     }
@@ -1751,6 +1796,35 @@ mod tests {
             }}
         });
         assert_eq!(Value::Object(body), expected);
+    }
+
+    #[test]
+    fn a_strict_responses_tool_stays_strict_for_chat() {
+        // A Codex-style request: one strict tool, one not, and a strict schema.
+        let responses_body = object(json!({"model": "gpt-5", "input": "x", "tools": [
+            {"type": "function", "name": "get_weather", "parameters": {"type": "object"},
+             "strict": true},
+            {"type": "function", "name": "now", "parameters": {"type": "object"},
+             "strict": false}
+        ], "text": {"format": {"type": "json_schema", "name": "answer",
+            "schema": {"type": "object"}, "strict": true}}}));
+        let req = crate::openai::responses_codec::decode_request(&responses_body).expect("decodes");
+        let body = Value::Object(encode_request(&req, "gpt-4o").expect("encodes"));
+        assert_eq!(
+            body["tools"],
+            json!([
+                {"type": "function", "function": {"name": "get_weather",
+                    "parameters": {"type": "object"}, "strict": true}},
+                {"type": "function", "function": {"name": "now",
+                    "parameters": {"type": "object"}}}
+            ]),
+            "`strict` is sent only when asked, `false` being Chat's default"
+        );
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "answer",
+                "schema": {"type": "object"}, "strict": true}})
+        );
     }
 
     #[test]

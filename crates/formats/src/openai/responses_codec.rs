@@ -20,8 +20,12 @@
 //!   another provider (an Anthropic signature, plain reasoning text) is dropped. When reasoning
 //!   is requested the encoder asks for `include: ["reasoning.encrypted_content"]`, so the next
 //!   turn can send it back.
-//! - Function tools only; `strict` is ignored on decode (the schema is kept) and sent as
-//!   `false` (Responses defaults to strict, which rejects schemas written for other formats).
+//! - Function tools only. `strict` on a function tool and on a `json_schema` text format is
+//!   carried as [`ir::Tool::strict`] and the `strict` of [`ResponseFormat::JsonSchema`]: `true`
+//!   asks for the schema to be enforced exactly; `false`, `null` and absence become `false`;
+//!   anything else is refused. The encoder always sends it, so `false` unless a client asked
+//!   (a schema from another format never did): Responses defaults to strict for function
+//!   tools, which rejects most schemas written for other formats.
 //! - `parallel_tool_calls` (`true` or `false`; Codex always sends `false`) becomes
 //!   [`ir::Request::parallel_tool_calls`] when the request has tools, and is sent back only beside
 //!   tools: OpenAI rejects it in a request without them.
@@ -35,7 +39,7 @@
 //!   `parallel_tool_calls` without tools (no tool can be called, so it means nothing),
 //!   `truncation: "disabled"`, `background: false`, `top_logprobs: 0`, `reasoning.summary`
 //!   (only whether OpenAI shows summaries), `text.verbosity: "medium"` (the default),
-//!   `strict`/`description` of a JSON schema format, an image's `detail` (a resolution hint),
+//!   the `description` of a JSON schema format, an image's `detail` (a resolution hint),
 //!   output annotations, a message's `phase`, and nulls everywhere.
 //! - Refused: `previous_response_id`, `conversation`, `item_reference` items, `prompt`, file ids
 //!   (OpenAI-stored state another upstream cannot resolve), built-in and custom tools,
@@ -535,6 +539,7 @@ fn decode_tool(path: &str, tool: &Value) -> Result<Tool, Unsupported> {
         name: required_str(tool, "name", path)?.to_owned(),
         description,
         parameters,
+        strict: strict_flag(tool, path)?,
     })
 }
 
@@ -617,9 +622,18 @@ fn decode_text_config(value: &Value) -> Result<Option<ResponseFormat>, Unsupport
             Ok(Some(ResponseFormat::JsonSchema {
                 name: required_str(format, "name", "text.format")?.to_owned(),
                 schema,
+                strict: strict_flag(format, "text.format")?,
             }))
         }
         other => Err(Unsupported::new(format!("text.format ({other})"))),
+    }
+}
+
+/// The `strict` field of a function tool or JSON schema format: absent or `null` is false.
+fn strict_flag(object: &Map<String, Value>, path: &str) -> Result<bool, Unsupported> {
+    match object.get("strict") {
+        None | Some(Value::Null) => Ok(false),
+        Some(value) => flag(value, &format!("{path}.strict")),
     }
 }
 
@@ -878,8 +892,9 @@ fn encode_tool(tool: &Tool) -> Value {
         out.insert("description".into(), json!(description));
     }
     out.insert("parameters".into(), tool.parameters.clone());
-    // Responses defaults to strict schemas, which reject most schemas written for other formats.
-    out.insert("strict".into(), json!(false));
+    // Always sent: Responses defaults to strict schemas, which reject most schemas written for
+    // other formats, so only a client that asked for strict gets it.
+    out.insert("strict".into(), json!(tool.strict));
     Value::Object(out)
 }
 
@@ -895,8 +910,13 @@ fn encode_tool_choice(choice: &ToolChoice) -> Value {
 fn encode_format(format: &ResponseFormat) -> Value {
     match format {
         ResponseFormat::JsonObject => json!({"type": "json_object"}),
-        ResponseFormat::JsonSchema { name, schema } => {
-            json!({"type": "json_schema", "name": name, "schema": schema})
+        ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        } => {
+            // Sent either way, so that the setting does not rest on the upstream's default.
+            json!({"type": "json_schema", "name": name, "schema": schema, "strict": strict})
         }
     }
 }
@@ -1890,6 +1910,7 @@ mod tests {
             description: Some("Current weather for a city".into()),
             parameters: json!({"type": "object", "properties": {"city": {"type": "string"}},
                 "required": ["city"]}),
+            strict: false,
         }
     }
 
@@ -1970,7 +1991,10 @@ mod tests {
                         Part::text("Merci !"),
                     ]),
                 ],
-                tools: vec![weather_tool()],
+                tools: vec![Tool {
+                    strict: true,
+                    ..weather_tool()
+                }],
                 tool_choice: Some(ToolChoice::Tool("get_weather".into())),
                 parallel_tool_calls: Some(false),
                 max_tokens: Some(2048),
@@ -1986,6 +2010,7 @@ mod tests {
                 response_format: Some(ResponseFormat::JsonSchema {
                     name: "answer".into(),
                     schema: json!({"type": "object"}),
+                    strict: true,
                 }),
             }
         );
@@ -2066,6 +2091,7 @@ mod tests {
                 name: "now".into(),
                 description: None,
                 parameters: json!({"type": "object", "properties": {}}),
+                strict: false,
             }]
         );
         assert_eq!(req.reasoning, None, "no effort, nothing asked");
@@ -2194,6 +2220,14 @@ mod tests {
                 "parallel_tool_calls (not a boolean)",
             ),
             (
+                r#"{"tools":[{"type":"function","name":"f","strict":"true"}]}"#,
+                "tools[0].strict (not a boolean)",
+            ),
+            (
+                r#"{"text":{"format":{"type":"json_schema","name":"a","schema":{},"strict":1}}}"#,
+                "text.format.strict (not a boolean)",
+            ),
+            (
                 r#"{"tool_choice":{"type":"allowed_tools","mode":"auto","tools":[]}}"#,
                 "tool_choice (allowed_tools)",
             ),
@@ -2319,6 +2353,7 @@ mod tests {
                     name: "get_time".into(),
                     description: None,
                     parameters: json!({"type": "object", "properties": {}}),
+                    strict: false,
                 },
             ],
             tool_choice: Some(ToolChoice::Required),
@@ -2398,6 +2433,7 @@ mod tests {
             response_format: Some(ResponseFormat::JsonSchema {
                 name: "out".into(),
                 schema: json!({"type": "object"}),
+                strict: false,
             }),
             ..ir::Request::default()
         };
@@ -2410,7 +2446,8 @@ mod tests {
                 "max_output_tokens": 16,
                 "reasoning": {"effort": "low"},
                 "include": ["reasoning.encrypted_content"],
-                "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"}}},
+                "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"},
+                    "strict": false}},
                 "store": false
             })
         );
@@ -2518,6 +2555,7 @@ mod tests {
             response_format: Some(ResponseFormat::JsonSchema {
                 name: "s".into(),
                 schema: json!({"type": "object", "properties": {}}),
+                strict: false,
             }),
             ..ir::Request::default()
         };
@@ -2594,6 +2632,82 @@ mod tests {
             "user": null,
             "metadata": {}
         })
+    }
+
+    /// A Chat body with these tools and `response_format`, as a Responses upstream gets it.
+    fn responses_body_from_chat(tools: Value, response_format: Value) -> Value {
+        let chat_body = object(json!({"model": "gpt-4o",
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": tools, "response_format": response_format}));
+        let req = crate::openai::chat_codec::decode_request(&chat_body).expect("decodes");
+        Value::Object(encode_request(&req, "gpt-5").expect("expressible"))
+    }
+
+    #[test]
+    fn a_strict_chat_tool_stays_strict_for_responses() {
+        let body = responses_body_from_chat(
+            json!([{"type": "function", "function": {"name": "get_weather",
+                "parameters": {"type": "object"}, "strict": true}}]),
+            Value::Null,
+        );
+        assert_eq!(body["tools"][0]["strict"], json!(true));
+    }
+
+    #[test]
+    fn chat_tools_and_schemas_without_strict_go_out_non_strict() {
+        // Responses would otherwise enforce its strict default on schemas written without it.
+        let body = responses_body_from_chat(
+            json!([
+                {"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
+                {"type": "function", "function": {"name": "b", "parameters": {"type": "object"},
+                    "strict": false}},
+                {"type": "function", "function": {"name": "c", "parameters": {"type": "object"},
+                    "strict": null}}
+            ]),
+            json!({"type": "json_schema", "json_schema": {"name": "answer",
+                "schema": {"type": "object"}}}),
+        );
+        let strict: Vec<&Value> = body["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|tool| &tool["strict"])
+            .collect();
+        assert_eq!(strict, [&json!(false); 3]);
+        assert_eq!(body["text"]["format"]["strict"], json!(false));
+    }
+
+    #[test]
+    fn a_strict_json_schema_round_trips_between_chat_and_responses() {
+        let schema = json!({"type": "object", "properties": {"t": {"type": "number"}},
+            "required": ["t"], "additionalProperties": false});
+        let chat_format = json!({"type": "json_schema", "json_schema": {"name": "forecast",
+            "schema": schema, "strict": true}});
+        let body = responses_body_from_chat(Value::Null, chat_format.clone());
+        assert_eq!(
+            body["text"]["format"],
+            json!({"type": "json_schema", "name": "forecast", "schema": schema, "strict": true})
+        );
+        // And back: the Responses body, decoded, becomes the same Chat `response_format`.
+        let req = decode_request(&object(body)).expect("convertible");
+        let chat_body = crate::openai::chat_codec::encode_request(&req, "gpt-4o").expect("encodes");
+        assert_eq!(chat_body.get("response_format"), Some(&chat_format));
+    }
+
+    #[test]
+    fn anthropic_tools_and_schemas_go_out_non_strict() {
+        // Anthropic has no `strict` to carry: its schemas were not written for OpenAI's
+        // strict subset, so Responses must not enforce it on them.
+        let anthropic_body = object(json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+            "output_config": {"format": {"type": "json_schema",
+                "schema": {"type": "object"}}}}));
+        let req =
+            crate::anthropic::messages_codec::decode_request(&anthropic_body).expect("decodes");
+        let body = Value::Object(encode_request(&req, "gpt-5").expect("expressible"));
+        assert_eq!(body["tools"][0]["strict"], json!(false));
+        assert_eq!(body["text"]["format"]["strict"], json!(false));
     }
 
     #[test]
