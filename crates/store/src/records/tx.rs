@@ -27,6 +27,17 @@ pub(super) trait BindRow {
     fn bind_postgres<'q>(&self, query: PgQuery<'q>) -> PgQuery<'q>;
 }
 
+/// Runs the same code on whichever backend's transaction `$tx` holds (the arms differ only in
+/// their types).
+macro_rules! on_either {
+    ($tx:expr, $t:ident => $body:expr) => {
+        match $tx {
+            Tx::Sqlite($t) => $body,
+            Tx::Postgres($t) => $body,
+        }
+    };
+}
+
 /// One open transaction on the database's own pool.
 pub(super) enum Tx {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
@@ -62,20 +73,13 @@ impl Tx {
     }
 
     pub(super) async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(tx) => tx.commit().await,
-            Self::Postgres(tx) => tx.commit().await,
-        }
-        .map_err(exec_error)
+        on_either!(self, tx => tx.commit().await).map_err(exec_error)
     }
 
     /// Runs `sql` with no arguments.
     async fn plain(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(tx) => sqlx::query(sql).execute(&mut **tx).await.map(drop),
-            Self::Postgres(tx) => sqlx::query(sql).execute(&mut **tx).await.map(drop),
-        }
-        .map_err(exec_error)
+        on_either!(self, tx => sqlx::query(sql).execute(&mut **tx).await.map(drop))
+            .map_err(exec_error)
     }
 
     pub(super) async fn savepoint(&mut self) -> Result<(), StoreError> {
@@ -122,16 +126,10 @@ impl Tx {
         statement: &impl StatementBuilder,
     ) -> Result<u64, StoreError> {
         let (sql, values) = self.build(statement);
-        match self {
-            Self::Sqlite(tx) => sqlx::query_with(sql, values)
-                .execute(&mut **tx)
-                .await
-                .map(|r| r.rows_affected()),
-            Self::Postgres(tx) => sqlx::query_with(sql, values)
-                .execute(&mut **tx)
-                .await
-                .map(|r| r.rows_affected()),
-        }
+        on_either!(self, tx => sqlx::query_with(sql, values)
+            .execute(&mut **tx)
+            .await
+            .map(|r| r.rows_affected()))
         .map_err(exec_error)
     }
 
@@ -143,30 +141,14 @@ impl Tx {
         columns: &[&str],
     ) -> Result<Vec<Vec<String>>, StoreError> {
         let (sql, values) = self.build(statement);
-        let texts = |get: &dyn Fn(&str) -> Result<String, sqlx::Error>| {
-            columns
-                .iter()
-                .map(|c| get(c))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        match self {
-            Self::Sqlite(tx) => {
-                let rows = sqlx::query_with(sql, values).fetch_all(&mut **tx).await;
-                rows.and_then(|rows| {
-                    rows.iter()
-                        .map(|row| texts(&|c| row.try_get::<String, _>(c)))
-                        .collect()
-                })
-            }
-            Self::Postgres(tx) => {
-                let rows = sqlx::query_with(sql, values).fetch_all(&mut **tx).await;
-                rows.and_then(|rows| {
-                    rows.iter()
-                        .map(|row| texts(&|c| row.try_get::<String, _>(c)))
-                        .collect()
-                })
-            }
-        }
+        on_either!(self, tx => {
+            let rows = sqlx::query_with(sql, values).fetch_all(&mut **tx).await;
+            rows.and_then(|rows| {
+                rows.iter()
+                    .map(|row| columns.iter().map(|c| row.try_get::<String, _>(*c)).collect())
+                    .collect()
+            })
+        })
         .map_err(query_error)
     }
 
