@@ -381,13 +381,28 @@ impl ActorSystem {
     /// Persists circuit states now and waits for the write (graceful shutdown); learned limits
     /// are written by KeySlots on its own period.
     pub async fn persist_now(&self) {
+        /// Rounds per shard: each stores what changed meanwhile, or waits out a write on its way.
+        const ROUNDS: usize = 5;
         for shard in self.health.all() {
-            let _ = shard
-                .ask(
-                    crate::health::messages::PersistNow,
-                    std::time::Duration::from_secs(10),
-                )
-                .await;
+            let mut stored = false;
+            for _ in 0..ROUNDS {
+                let answer = shard
+                    .ask(
+                        crate::health::messages::PersistNow,
+                        std::time::Duration::from_secs(10),
+                    )
+                    .await;
+                if matches!(answer, Ok(true)) {
+                    stored = true;
+                    break;
+                }
+            }
+            if !stored {
+                tracing::warn!(
+                    rounds = ROUNDS,
+                    "circuit states may not all be stored: a restart can forget an open circuit"
+                );
+            }
         }
     }
 

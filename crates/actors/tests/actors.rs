@@ -714,13 +714,10 @@ async fn the_recorder_writes_one_final_row_and_meters_its_mailbox() {
     db.finish().await;
 }
 
-/// The graceful shutdown's write of circuit states waits for a write that already took the
-/// changes (a periodic one, in production): otherwise it finds nothing to write, returns, and
-/// the process exits before that write lands (a circuit open at shutdown was then closed after
-/// the restart).
-#[actix_rt::test]
-async fn the_shutdown_write_of_circuits_waits_for_a_write_under_way() {
-    use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
+/// One provider key in the database (circuit states are stored only for keys there) and an
+/// actor system on it with one shard and no periodic write: every write is one asked for.
+async fn one_stored_key(db: &switchyard_store::testing::TestDb) -> (ActorSystem, String) {
+    use sea_orm::EntityTrait;
     const ONE_KEY: &str = r#"
 [[providers]]
 name = "only"
@@ -732,27 +729,82 @@ priority = 10
     name = "held"
     api_key = "sk-held-0123456789"
 "#;
+    let ctx =
+        switchyard_store::manage::WriteContext::new(switchyard_store::Cipher::from_key(&[7u8; 32]));
+    switchyard_store::import::import_toml(&db.db, &ctx, ONE_KEY, &|_| None)
+        .await
+        .expect("imported");
+    let key_id = switchyard_store::entity::provider_key::Entity::find()
+        .all(&db.db)
+        .await
+        .expect("keys")
+        .remove(0)
+        .id;
+    let config = RoutingConfig {
+        shards: 1,
+        persist_every: Duration::from_secs(3600),
+        ..RoutingConfig::default()
+    };
+    (start_on(db, config, true), key_id)
+}
+
+fn failures(system: &ActorSystem, key_id: &str) {
+    // Enough failures to open the circuit: a change to store.
+    for _ in 0..6 {
+        system.health.pick(key_id).tell(Outcome {
+            key_id: key_id.to_owned(),
+            effect: HealthEffect::Failure,
+            probe: false,
+            now: Utc::now(),
+        });
+    }
+}
+
+/// A write of circuit states that fails says so, and keeps the change for the next one: the
+/// graceful shutdown asks again until everything is stored.
+#[actix_rt::test]
+async fn a_failed_write_of_circuits_answers_false_and_the_next_stores_it() {
+    use sea_orm::ConnectionTrait;
     for db in switchyard_store::testing::all().await {
-        // Circuit states are stored only for keys in the database.
-        let ctx = switchyard_store::manage::WriteContext::new(switchyard_store::Cipher::from_key(
-            &[7u8; 32],
-        ));
-        switchyard_store::import::import_toml(&db.db, &ctx, ONE_KEY, &|_| None)
+        let (system, key_id) = one_stored_key(&db).await;
+        failures(&system, &key_id);
+        let shard = system.health.pick(&key_id).clone();
+        let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+        db.db
+            .execute_unprepared(&rename("provider_key_states", "key_states_away"))
             .await
-            .expect("imported");
-        let key_id = switchyard_store::entity::provider_key::Entity::find()
-            .all(&db.db)
+            .expect("table moved away");
+        let failed = shard.ask(PersistNow, Duration::from_secs(30)).await;
+        assert_eq!(failed.ok(), Some(false), "{}", db.backend);
+        db.db
+            .execute_unprepared(&rename("key_states_away", "provider_key_states"))
             .await
-            .expect("keys")
-            .remove(0)
-            .id;
-        let config = RoutingConfig {
-            shards: 1,
-            // No periodic write during the test: the first write is the one asked for below.
-            persist_every: Duration::from_secs(3600),
-            ..RoutingConfig::default()
-        };
-        let system = start_on(&db, config, true);
+            .expect("table back");
+        let stored = shard.ask(PersistNow, Duration::from_secs(30)).await;
+        assert_eq!(stored.ok(), Some(true), "{}", db.backend);
+        let rows = switchyard_store::key_state::load_all(&db.db)
+            .await
+            .expect("key states");
+        assert!(
+            rows.iter()
+                .any(|(id, health, _)| *id == key_id && health.is_some()),
+            "{}: {rows:?}",
+            db.backend
+        );
+        system.stop();
+        db.finish().await;
+    }
+}
+
+/// The graceful shutdown's write of circuit states waits for a write that already took the
+/// changes (a periodic one, in production): otherwise it finds nothing to write, returns, and
+/// the process exits before that write lands (a circuit open at shutdown was then closed after
+/// the restart).
+#[actix_rt::test]
+async fn the_shutdown_write_of_circuits_waits_for_a_write_under_way() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    for db in switchyard_store::testing::all().await {
+        let (system, key_id) = one_stored_key(&db).await;
         // Another connection holds the write lock, so a write of the states blocks behind it.
         let blocker = db.db.begin().await.expect("a transaction");
         let lock = match db.backend {
@@ -760,15 +812,7 @@ priority = 10
             _ => "CREATE TABLE persist_blocker (x INTEGER)",
         };
         blocker.execute_unprepared(lock).await.expect("the lock");
-        // Enough failures to open the circuit: a change to store.
-        for _ in 0..6 {
-            system.health.pick(&key_id).tell(Outcome {
-                key_id: key_id.clone(),
-                effect: HealthEffect::Failure,
-                probe: false,
-                now: Utc::now(),
-            });
-        }
+        failures(&system, &key_id);
         // A first write takes the change and waits for the lock (the mailbox keeps the order:
         // the outcomes, then this write, then the shutdown's).
         let shard = system.health.pick(&key_id).clone();

@@ -55,7 +55,7 @@ impl HealthMonitor {
     /// Writes the breakers changed since the last write, off the request path; `None` when
     /// nothing changed. Keys whose write failed are marked dirty again, so the next round
     /// retries them.
-    pub(super) fn persist(&mut self) -> Option<ResponseActFuture<Self, ()>> {
+    pub(super) fn persist(&mut self) -> Option<ResponseActFuture<Self, bool>> {
         if self.dirty.is_empty() {
             return None;
         }
@@ -63,14 +63,14 @@ impl HealthMonitor {
     }
 
     /// Writes the changed breakers and resolves once every write begun before it has ended as
-    /// well. Writes take their turn (first begun, first written), so an older state never
-    /// lands after a newer one, and a caller that must see everything stored (the graceful
-    /// shutdown) cannot return while a periodic write that already took the changes is still
-    /// on its way.
-    pub(super) fn write_dirty(&mut self) -> ResponseActFuture<Self, ()> {
+    /// well, with whether this write stored its rows. Writes take their turn (first begun,
+    /// first written), so an older state never lands after a newer one, and a caller that must
+    /// see everything stored (the graceful shutdown) cannot return while a periodic write that
+    /// already took the changes is still on its way.
+    pub(super) fn write_dirty(&mut self) -> ResponseActFuture<Self, bool> {
         let Some(db) = self.db.clone() else {
             self.dirty.clear();
-            return Box::pin(actix::fut::ready(()));
+            return Box::pin(actix::fut::ready(true));
         };
         let rows: Vec<(String, serde_json::Value)> = self
             .dirty
@@ -82,6 +82,7 @@ impl HealthMonitor {
             .collect();
         let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
         let turn = self.writes.clone();
+        self.writing += 1;
         Box::pin(
             async move {
                 let _turn = turn.lock().await;
@@ -98,11 +99,19 @@ impl HealthMonitor {
             }
             .into_actor(self)
             .map(move |saved, act, _ctx| {
+                act.writing -= 1;
                 if !saved {
                     act.dirty.extend(ids);
                 }
+                saved
             }),
         )
+    }
+
+    /// Whether every breaker change this shard knows of is stored: nothing changed since the
+    /// last write began, and no write is still on its way.
+    fn all_stored(&self) -> bool {
+        self.dirty.is_empty() && self.writing == 0
     }
 }
 
@@ -244,10 +253,13 @@ impl Handler<RecentEvents> for HealthMonitor {
 }
 
 impl Handler<PersistNow> for HealthMonitor {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ResponseActFuture<Self, bool>;
 
     fn handle(&mut self, _msg: PersistNow, _ctx: &mut Self::Context) -> Self::Result {
-        self.write_dirty()
+        Box::pin(
+            self.write_dirty()
+                .map(|saved, act, _ctx| saved && act.all_stored()),
+        )
     }
 }
 

@@ -103,10 +103,12 @@ impl Message for RecentEvents {
     type Result = Vec<super::CircuitEvent>;
 }
 
-/// Write dirty state now (tests, shutdown).
+/// Write dirty state now (tests, shutdown). Answers whether, once this write ended, every
+/// change the shard knows of was stored (a change that came in meanwhile, a write still on its
+/// way or a failed write make it `false`: ask again).
 #[derive(Debug)]
 pub struct PersistNow;
 
 impl Message for PersistNow {
-    type Result = ();
+    type Result = bool;
 }

@@ -57,6 +57,8 @@ pub struct HealthMonitor {
     /// Taken by each write of breaker state for its duration: writes happen one at a time, in
     /// the order they began.
     writes: Arc<tokio::sync::Mutex<()>>,
+    /// Writes begun and not yet ended: the shutdown is done only when none is left.
+    writing: usize,
 }
 
 impl HealthMonitor {
@@ -78,6 +80,7 @@ impl HealthMonitor {
             counters,
             persist_every,
             writes: Arc::default(),
+            writing: 0,
         }
     }
 }
@@ -86,18 +89,18 @@ impl actix::Actor for HealthMonitor {
     type Context = actix::Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        use actix::AsyncContext;
+        use actix::{ActorFutureExt, AsyncContext};
         ctx.run_interval(self.persist_every, |act, ctx| {
             if let Some(write) = act.persist() {
-                ctx.spawn(write);
+                ctx.spawn(write.map(|_, _, _| ()));
             }
         });
     }
 
     fn stopping(&mut self, ctx: &mut Self::Context) -> actix::Running {
-        use actix::AsyncContext;
+        use actix::{ActorFutureExt, AsyncContext};
         if let Some(write) = self.persist() {
-            ctx.spawn(write);
+            ctx.spawn(write.map(|_, _, _| ()));
         }
         actix::Running::Stop
     }
