@@ -15,6 +15,8 @@
 #   CONCURRENCY_LIST  wrk connections, space-separated (default "1 64")
 #   MODES             "plain stream" (default), or only one of them
 #   GATEWAY_WORKERS   gateway HTTP workers (default 0 = one per core)
+#   GATEWAY_STATE     the gateway's shared state: memory (default) or redis
+#   GATEWAY_REDIS_URL Redis for GATEWAY_STATE=redis (default redis://127.0.0.1:6379)
 #   BENCH_KIT         the shared kit (default: ../../shared/bench relative to this script)
 #   SWITCHYARD_BIN    use this gateway binary instead of building target/release/switchyard
 #   MOCK_PORT, PROXY_PORT, BENCH_RUN   passed to the kit's upstream.sh
@@ -38,6 +40,9 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONCURRENCY_LIST=${CONCURRENCY_LIST:-"1 64"}
 MODES=${MODES:-"plain stream"}
 GATEWAY_WORKERS=${GATEWAY_WORKERS:-0}
+GATEWAY_STATE=${GATEWAY_STATE:-memory}
+GATEWAY_REDIS_URL=${GATEWAY_REDIS_URL:-redis://127.0.0.1:6379}
+case "$GATEWAY_STATE" in memory | redis) ;; *) echo "GATEWAY_STATE: '$GATEWAY_STATE' is neither memory nor redis" >&2; exit 2;; esac
 case "$SECONDS_PER_RUN" in '' | *[!0-9]* | 0) echo "SECONDS_PER_RUN must be a positive integer" >&2; exit 2;; esac
 for conc in $CONCURRENCY_LIST; do
   case "$conc" in '' | *[!0-9]* | 0) echo "CONCURRENCY_LIST: '$conc' is not a positive integer" >&2; exit 2;; esac
@@ -129,6 +134,8 @@ start_gateway() {
   export SWITCHYARD__DATA_DIR=$dir
   export SWITCHYARD__SERVER__LISTEN=127.0.0.1:0
   export SWITCHYARD__SERVER__WORKERS=$GATEWAY_WORKERS
+  export SWITCHYARD__STATE__BACKEND=$GATEWAY_STATE
+  export SWITCHYARD__STATE__REDIS_URL=$GATEWAY_REDIS_URL
   export SWITCHYARD__SERVER__SHUTDOWN_TIMEOUT_SECS=5
   export SWITCHYARD__ADMIN__TOKEN=$admin_token
   export SWITCHYARD__LOG__LEVEL=warn
@@ -230,7 +237,7 @@ done
 # added" is the gateway's p99 minus the direct p99. The bar (shared kit README): at c=1 under
 # 0.1 ms added p99; at c=64 at least half the proxy hop's throughput.
 errors=0
-say "results (SECONDS_PER_RUN=$SECONDS_PER_RUN, gateway workers=$GATEWAY_WORKERS; compare only within this run)"
+say "results (SECONDS_PER_RUN=$SECONDS_PER_RUN, gateway workers=$GATEWAY_WORKERS, state=$GATEWAY_STATE; compare only within this run)"
 printf '%-6s %5s  %-8s %12s %9s %9s %7s\n' mode conc target rps p50_ms p99_ms errors
 for mode in $MODES; do
   for conc in $CONCURRENCY_LIST; do
