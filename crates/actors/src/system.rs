@@ -378,8 +378,9 @@ impl ActorSystem {
         }
     }
 
-    /// Persists circuit states now and waits for the write (graceful shutdown); learned limits
-    /// are written by KeySlots on its own period.
+    /// Persists circuit states now (graceful shutdown): asks each HealthMonitor shard to write
+    /// until it answers that everything it knows of is stored, waiting out writes on their way.
+    /// Learned limits are written by KeySlots on its own period.
     pub async fn persist_now(&self) {
         /// Rounds per shard: each stores what changed meanwhile, or waits out a write on its way.
         const ROUNDS: usize = 5;
