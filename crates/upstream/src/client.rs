@@ -1,4 +1,11 @@
-//! Pooled clients, one per endpoint, rebuilt only when the endpoint's transport settings change.
+//! Pooled clients, one per endpoint and thread, rebuilt only when the endpoint's transport
+//! settings change.
+//!
+//! Each thread has its own pool: a pooled connection is driven by a task on the thread that
+//! opened it, so a request sent over a connection of another thread's pool wakes that thread
+//! to write it and again to read every part of the answer. Under load, with one pool shared by
+//! the HTTP workers, that was about one cross-thread wake-up (two system calls and a context
+//! switch) per request.
 //!
 //! hyper's pooled client is used directly: a general-purpose client around it (redirect policy,
 //! URL re-parsing, its own futures and body wrappers) cost about a twentieth of the gateway's CPU
@@ -16,20 +23,23 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 use std::time::Duration;
 use switchyard_core::catalog::Endpoint;
 
-/// One endpoint's client: a cheap handle onto a shared connection pool. HTTPS upstreams speak
+/// One endpoint's client: a cheap handle onto a connection pool. HTTPS upstreams speak
 /// HTTP/2 when they offer it (ALPN), HTTP/1.1 otherwise; plain HTTP ones HTTP/1.1.
 pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A failure while a response body was read (the connection dropped, a malformed chunk).
 pub type BodyError = hyper::Error;
 
-/// The clients of every endpoint.
+/// The clients of every endpoint, one per thread that called it.
 #[derive(Debug)]
 pub struct UpstreamClients {
-    clients: DashMap<String, (u64, Client)>,
+    /// Endpoint id → the transport settings the clients were built with, and the client of
+    /// each thread (a handful: the HTTP workers).
+    clients: DashMap<String, (u64, Vec<(ThreadId, Client)>)>,
     connect_timeout: Duration,
     pool_idle: Duration,
     max_idle_per_host: usize,
@@ -54,14 +64,31 @@ impl UpstreamClients {
         }
     }
 
-    /// The client for an endpoint (a cheap handle onto a shared pool).
+    /// The calling thread's client for an endpoint (a cheap handle onto that thread's pool).
     pub fn client_for(&self, endpoint: &Endpoint) -> Client {
         let fingerprint = self.connect_timeout.as_millis() as u64;
+        let thread = THREAD_ID.with(|id| *id);
         if let Some(entry) = self.clients.get(&endpoint.id)
             && entry.0 == fingerprint
+            && let Some((_, client)) = entry.1.iter().find(|(owner, _)| *owner == thread)
         {
-            return entry.1.clone();
+            return client.clone();
         }
+        let client = self.build();
+        let mut entry = self
+            .clients
+            .entry(endpoint.id.clone())
+            .or_insert_with(|| (fingerprint, Vec::new()));
+        if entry.0 != fingerprint {
+            *entry = (fingerprint, Vec::new());
+        }
+        entry.1.retain(|(owner, _)| *owner != thread);
+        entry.1.push((thread, client.clone()));
+        client
+    }
+
+    /// A client with a pool of its own.
+    fn build(&self) -> Client {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(self.connect_timeout));
@@ -74,21 +101,23 @@ impl UpstreamClients {
             .wrap_connector(http);
         // Upstreams are APIs: a redirect comes back as the answer (a misconfiguration to report)
         // and is never followed, which would resend credentials to another host.
-        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(self.pool_idle)
             .pool_max_idle_per_host(self.max_idle_per_host)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .build(connector);
-        self.clients
-            .insert(endpoint.id.clone(), (fingerprint, client.clone()));
-        client
+            .build(connector)
     }
 
     /// Drops clients of endpoints that no longer exist.
     pub fn retain(&self, live: impl Fn(&str) -> bool) {
         self.clients.retain(|id, _| live(id));
     }
+}
+
+thread_local! {
+    /// This thread's id, without the reference count `std::thread::current()` costs.
+    static THREAD_ID: ThreadId = std::thread::current().id();
 }
 
 /// The usual TLS settings: the process's crypto provider and the operating system's verifier,
@@ -381,5 +410,107 @@ mod tls_tests {
             panic!("a connection failure, got {failure:?}");
         };
         assert!(cause.contains("certificate"), "{cause}");
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::{UpstreamClients, send};
+    use crate::request::UpstreamRequest;
+    use crate::test_support::endpoint;
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use switchyard_core::ApiFormat;
+
+    /// A plain HTTP server on its own thread that counts the connections it accepted.
+    fn counting_server() -> (u16, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("address").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((tcp, _)) = listener.accept().await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        let answer = service_fn(|_request| async {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                Bytes::from_static(b"{}"),
+                            )))
+                        });
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(tcp), answer)
+                            .await;
+                    });
+                }
+            });
+        });
+        (port, accepted)
+    }
+
+    /// Three requests one after the other.
+    async fn three_requests(clients: &UpstreamClients, url: &str) {
+        for _ in 0..3 {
+            let client = clients.client_for(&endpoint(ApiFormat::OpenAi, url));
+            let request = UpstreamRequest {
+                url: url.to_owned(),
+                headers: Vec::new(),
+                body: Bytes::from_static(b"{}"),
+            };
+            let response = send(&client, request, Duration::from_secs(5))
+                .await
+                .expect("an answer");
+            assert_eq!(response.status(), http::StatusCode::OK);
+            response.bytes().await.expect("the whole body");
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn each_thread_sends_over_connections_of_its_own() {
+        let (port, accepted) = counting_server();
+        let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+        let clients = Arc::new(UpstreamClients::new(Duration::from_secs(5)));
+        let (first_done, first_finished) = std::sync::mpsc::channel();
+        let (second_done, second_finished) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let (clients, url) = (clients.clone(), url.clone());
+            std::thread::spawn(move || {
+                runtime().block_on(async {
+                    three_requests(&clients, &url).await;
+                    first_done.send(()).expect("the second thread waits");
+                    // This thread's connection stays open and idle, its runtime running,
+                    // until the second thread is done.
+                    let _ = second_finished.await;
+                });
+            })
+        };
+        let second = std::thread::spawn(move || {
+            first_finished.recv().expect("the first thread's requests");
+            runtime().block_on(three_requests(&clients, &url));
+            let _ = second_done.send(());
+        });
+        first.join().expect("the first thread");
+        second.join().expect("the second thread");
+        // One connection per thread, each reused for its three requests: the second thread
+        // did not send over the first one's idle connection (driven by the first thread).
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }
