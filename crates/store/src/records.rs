@@ -633,18 +633,30 @@ pub async fn write_batch(db: &Database, batch: &Batch) -> Result<WriteReport, St
     }
     let mut txn = Tx::begin(db).await?;
 
+    // Rows go in in the order of their identity. Request ids are time-ordered, so every index
+    // (identity, and creation time alone or after a key, user or provider) then grows at its
+    // end: in arrival order — the order requests finished — most rows landed just before the
+    // end, and each full page there was split and rebalanced instead of a new one started.
     // 1–2. Usage.
-    let (winners, superseded) = collapse(&batch.usage, |r| r.request_id.as_str(), |r| r.status);
+    let (mut winners, superseded) = collapse(&batch.usage, |r| r.request_id.as_str(), |r| r.status);
+    winners.sort_unstable_by(|a, b| a.request_id.cmp(&b.request_id));
     report.usage_ignored += superseded.len() as u64;
     report.final_ignored += superseded.iter().filter(|r| r.status.is_final()).count() as u64;
     let became_final = write_usage(&mut txn, &winners, &mut report).await?;
 
     // 3. Attempts.
-    let (winners, superseded) = collapse(
+    let (mut winners, superseded) = collapse(
         &batch.attempts,
         |r| (r.request_id.as_str(), r.candidate_index, r.retry_index),
         |r| r.status,
     );
+    winners.sort_unstable_by(|a, b| {
+        (&a.request_id, a.candidate_index, a.retry_index).cmp(&(
+            &b.request_id,
+            b.candidate_index,
+            b.retry_index,
+        ))
+    });
     report.attempts_ignored += superseded.len() as u64;
     write_attempts(&mut txn, &winners, &mut report).await?;
 
