@@ -219,8 +219,9 @@ pub struct Tool {
     pub description: Option<String>,
     /// JSON schema of its arguments (an object schema).
     pub parameters: Value,
-    /// The client asked the provider to enforce the schema exactly (OpenAI's `strict`); false
-    /// = not asked. Only the OpenAI codecs read and write it.
+    /// The client asked the provider to enforce the schema exactly (OpenAI's and Anthropic's
+    /// `strict`); false = not asked. The OpenAI and Anthropic codecs read and write it; Gemini
+    /// has no such switch.
     pub strict: bool,
 }
 

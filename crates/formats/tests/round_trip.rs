@@ -112,7 +112,7 @@ fn tools() -> impl Strategy<Value = Vec<Tool>> {
                 name,
                 description,
                 parameters,
-                // Only the OpenAI dialects carry `strict`.
+                // Gemini does not carry `strict`.
                 strict: false,
             })
             .collect()

@@ -7,6 +7,9 @@
 //!   `caller` of `{"type":"direct"}` on `tool_use`, `display: "summarized"` (the default) on
 //!   `thinking`, empty `citations` on text blocks, `disable_parallel_tool_use: false` (the
 //!   default).
+//! - `strict` on a tool is carried as [`ir::Tool::strict`]: `true` asks for the tool's input to
+//!   follow its `input_schema` exactly; `false`, `null` and absence become `false`; anything
+//!   else is refused.
 //! - `tool_choice.disable_parallel_tool_use: true` becomes
 //!   [`ir::Request::parallel_tool_calls`] `Some(false)` (at most one tool call per turn).
 //! - Refused ([`Unsupported`], naming the field): any other unknown field (`container`,
@@ -47,9 +50,10 @@
 //!   of one role are merged by Anthropic anyway).
 //! - Parts a role cannot carry (an image or tool result from the assistant, a tool call or
 //!   thinking from the user) and `json_object` response formats are refused.
-//! - OpenAI's `strict` ([`ir::Tool::strict`], and that of [`ir::ResponseFormat::JsonSchema`]) is
-//!   ignored: the tools and the `output_config.format` this codec writes have no such flag.
-//!   Decoding sets it to false (a `strict` on a client's tool is refused as an unknown field).
+//! - [`ir::Tool::strict`] is sent as `"strict": true` on the tool only when set, so a strict
+//!   OpenAI function tool stays strict; otherwise the key is left out (Anthropic's default).
+//! - The `strict` of [`ir::ResponseFormat::JsonSchema`] is not sent: `output_config.format` has
+//!   no such flag, and decoding one sets it to false.
 //!
 //! Answers: ids are kept as they are (empty → `msg_gw`, model empty → `unknown`). Stop reasons:
 //! `refusal` ↔ content filter, `model_context_window_exceeded` → max tokens, `pause_turn` kept as
@@ -333,40 +337,52 @@ fn decode_tools(value: &Value) -> Result<Vec<ir::Tool>, Unsupported> {
     tools
         .iter()
         .enumerate()
-        .map(|(i, tool)| {
-            let path = format!("tools[{i}]");
-            let object = as_object(tool, &path)?;
-            match object.get("type") {
-                None | Some(Value::Null) => {}
-                Some(Value::String(kind)) if kind == "custom" => {}
-                Some(kind) => {
-                    let kind = kind.as_str().unwrap_or("untyped");
-                    return Err(Unsupported::new(format!("{path} (server tool {kind})")));
-                }
-            }
-            check_keys(
-                object,
-                &[
-                    "type",
-                    "name",
-                    "description",
-                    "input_schema",
-                    "cache_control",
-                ],
-                &path,
-            )?;
-            Ok(ir::Tool {
-                name: str_field(object, "name", &path)?.to_owned(),
-                description: object
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                parameters: object.get("input_schema").cloned().unwrap_or(Value::Null),
-                // `strict` on a tool is refused above (not a known key).
-                strict: false,
-            })
-        })
+        .map(|(i, tool)| decode_tool(tool, &format!("tools[{i}]")))
         .collect()
+}
+
+/// One client tool (`custom`, typed or not); server tools are refused.
+fn decode_tool(tool: &Value, path: &str) -> Result<ir::Tool, Unsupported> {
+    let object = as_object(tool, path)?;
+    match object.get("type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(kind)) if kind == "custom" => {}
+        Some(kind) => {
+            let kind = kind.as_str().unwrap_or("untyped");
+            return Err(Unsupported::new(format!("{path} (server tool {kind})")));
+        }
+    }
+    check_keys(
+        object,
+        &[
+            "type",
+            "name",
+            "description",
+            "input_schema",
+            "strict",
+            "cache_control",
+        ],
+        path,
+    )?;
+    Ok(ir::Tool {
+        name: str_field(object, "name", path)?.to_owned(),
+        description: object
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        parameters: object.get("input_schema").cloned().unwrap_or(Value::Null),
+        strict: decode_strict(object, path)?,
+    })
+}
+
+/// A tool's `strict` switch: `true` asks for the tool's input to follow its schema exactly;
+/// `false`, `null` and absence are Anthropic's default (not asked). Anything else is refused
+/// rather than guessed, as the OpenAI decoders do.
+fn decode_strict(tool: &Map<String, Value>, path: &str) -> Result<bool, Unsupported> {
+    match tool.get("strict") {
+        None | Some(Value::Null) => Ok(false),
+        Some(value) => as_bool(value, &format!("{path}.strict")),
+    }
 }
 
 /// The tool choice and the parallel-call setting Anthropic keeps inside it:
@@ -746,6 +762,11 @@ fn encode_tool(tool: &ir::Tool) -> Value {
         schema => schema.clone(),
     };
     out.insert("input_schema".into(), schema);
+    // Only when asked: absence is Anthropic's default, and leaving it out keeps requests
+    // without strict tools exactly as they were.
+    if tool.strict {
+        out.insert("strict".into(), json!(true));
+    }
     Value::Object(out)
 }
 
@@ -1660,6 +1681,42 @@ mod tests {
         assert_eq!(tool_choice(None, None, true), None);
     }
 
+    /// The tools `decode_request` reads from a body with this one tool.
+    fn decoded_tools(tool: Value) -> Vec<Tool> {
+        let body = object(json!({
+            "model": "m", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "tools": [tool]
+        }));
+        decode_request(&body).expect("decodes").tools
+    }
+
+    /// The weather tool as a client sends it, with `extra` fields.
+    fn client_weather_tool(extra: Value) -> Value {
+        let mut tool = object(json!({"name": "get_weather", "description": "Current weather"}));
+        tool.insert("input_schema".into(), weather_schema());
+        tool.extend(object(extra));
+        Value::Object(tool)
+    }
+
+    #[test]
+    fn decode_request_tool_strict() {
+        assert_eq!(
+            decoded_tools(client_weather_tool(json!({"strict": true}))),
+            vec![Tool {
+                strict: true,
+                ..weather_tool()
+            }]
+        );
+        for not_asked in [json!({"strict": false}), json!({"strict": null}), json!({})] {
+            assert_eq!(
+                decoded_tools(client_weather_tool(not_asked.clone())),
+                vec![weather_tool()],
+                "{not_asked}"
+            );
+        }
+    }
+
     #[test]
     fn decode_request_refusals() {
         let cases = [
@@ -1670,8 +1727,13 @@ mod tests {
                 "tools[0] (server tool web_search_20250305)",
             ),
             (
-                json!({"tools": [{"name": "f", "input_schema": {}, "strict": true}]}),
-                "tools[0].strict",
+                json!({"tools": [{"name": "f", "input_schema": {}, "strict": "true"}]}),
+                "tools[0].strict (not a boolean)",
+            ),
+            (
+                json!({"tools": [{"name": "f", "input_schema": {}},
+                    {"name": "g", "input_schema": {}, "strict": 1}]}),
+                "tools[1].strict (not a boolean)",
             ),
             (
                 json!({"tool_choice": {"type": "auto", "disable_parallel_tool_use": "yes"}}),
@@ -1746,15 +1808,44 @@ mod tests {
 
     // --- Requests: neutral → upstream ---------------------------------------------------
 
-    #[test]
-    fn strict_is_not_sent() {
-        // OpenAI's `strict` has no place in the tools and `output_config.format` written here.
+    /// The tools `encode_request` writes for one weather tool with this `strict`.
+    fn encoded_tools(strict: bool) -> Option<Value> {
         let req = Request {
             messages: vec![Message::user(vec![Part::text("x")])],
             tools: vec![Tool {
-                strict: true,
+                strict,
                 ..weather_tool()
             }],
+            ..Request::default()
+        };
+        let body = encode_request(&req, "claude-sonnet-4-5").expect("encodes");
+        body.get("tools").cloned()
+    }
+
+    #[test]
+    fn tool_strict_is_sent_only_when_set() {
+        assert_eq!(
+            encoded_tools(true),
+            Some(
+                json!([{"name": "get_weather", "description": "Current weather",
+                "input_schema": weather_schema(), "strict": true}])
+            )
+        );
+        assert_eq!(
+            encoded_tools(false),
+            Some(
+                json!([{"name": "get_weather", "description": "Current weather",
+                "input_schema": weather_schema()}])
+            ),
+            "absence is Anthropic's default: a non-strict tool is written as before"
+        );
+    }
+
+    #[test]
+    fn schema_strict_is_not_sent() {
+        // `output_config.format` has no strict flag.
+        let req = Request {
+            messages: vec![Message::user(vec![Part::text("x")])],
             response_format: Some(ResponseFormat::JsonSchema {
                 name: "forecast".into(),
                 schema: json!({"type": "object"}),
@@ -1764,15 +1855,31 @@ mod tests {
         };
         let body = encode_request(&req, "claude-sonnet-4-5").expect("encodes");
         assert_eq!(
-            body.get("tools"),
-            Some(
-                &json!([{"name": "get_weather", "description": "Current weather",
-                "input_schema": weather_schema()}])
-            )
-        );
-        assert_eq!(
             body.get("output_config"),
             Some(&json!({"format": {"type": "json_schema", "schema": {"type": "object"}}}))
+        );
+    }
+
+    #[test]
+    fn a_strict_chat_tool_stays_strict_for_messages() {
+        let chat_body = object(json!({
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [
+                {"type": "function", "function": {"name": "get_weather",
+                    "parameters": {"type": "object"}, "strict": true}},
+                {"type": "function", "function": {"name": "now",
+                    "parameters": {"type": "object"}}}
+            ]
+        }));
+        let req = crate::openai::chat_codec::decode_request(&chat_body).expect("decodes");
+        let body = encode_request(&req, "claude-sonnet-4-5").expect("encodes");
+        assert_eq!(
+            body.get("tools"),
+            Some(&json!([
+                {"name": "get_weather", "input_schema": {"type": "object"}, "strict": true},
+                {"name": "now", "input_schema": {"type": "object"}}
+            ]))
         );
     }
 

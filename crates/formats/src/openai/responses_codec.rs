@@ -24,8 +24,9 @@
 //!   carried as [`ir::Tool::strict`] and the `strict` of [`ResponseFormat::JsonSchema`]: `true`
 //!   asks for the schema to be enforced exactly; `false`, `null` and absence become `false`;
 //!   anything else is refused. The encoder always sends it, so `false` unless a client asked
-//!   (a schema from another format never did): Responses defaults to strict for function
-//!   tools, which rejects most schemas written for other formats.
+//!   (from another format only an Anthropic tool with `"strict": true` does): Responses
+//!   defaults to strict for function tools, which rejects most schemas written for other
+//!   formats.
 //! - `parallel_tool_calls` (`true` or `false`; Codex always sends `false`) becomes
 //!   [`ir::Request::parallel_tool_calls`] when the request has tools, and is sent back only beside
 //!   tools: OpenAI rejects it in a request without them.
@@ -2695,9 +2696,9 @@ mod tests {
     }
 
     #[test]
-    fn anthropic_tools_and_schemas_go_out_non_strict() {
-        // Anthropic has no `strict` to carry: its schemas were not written for OpenAI's
-        // strict subset, so Responses must not enforce it on them.
+    fn anthropic_tools_without_strict_and_schemas_go_out_non_strict() {
+        // Not asked for (`output_config.format` has no `strict` at all): these schemas were not
+        // written for OpenAI's strict subset, so Responses must not enforce it on them.
         let anthropic_body = object(json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
             "messages": [{"role": "user", "content": "x"}],
             "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
@@ -2708,6 +2709,18 @@ mod tests {
         let body = Value::Object(encode_request(&req, "gpt-5").expect("expressible"));
         assert_eq!(body["tools"][0]["strict"], json!(false));
         assert_eq!(body["text"]["format"]["strict"], json!(false));
+    }
+
+    #[test]
+    fn a_strict_anthropic_tool_stays_strict_for_responses() {
+        let anthropic_body = object(json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"},
+                "strict": true}]}));
+        let req =
+            crate::anthropic::messages_codec::decode_request(&anthropic_body).expect("decodes");
+        let body = Value::Object(encode_request(&req, "gpt-5").expect("expressible"));
+        assert_eq!(body["tools"][0]["strict"], json!(true));
     }
 
     #[test]
