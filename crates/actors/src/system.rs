@@ -359,8 +359,15 @@ impl ActorSystem {
         );
     }
 
-    /// Publishes a new catalog to every Scheduler shard.
+    /// Publishes a new catalog to every Scheduler shard, and drops the upstream clients (and
+    /// their idle connections) of endpoints it no longer has.
     pub fn catalog_changed(&self, catalog: Arc<Catalog>) {
+        let live: std::collections::HashSet<&str> = catalog
+            .providers
+            .iter()
+            .flat_map(|provider| provider.endpoints.iter().map(|e| e.id.as_str()))
+            .collect();
+        self.clients.retain(|id| live.contains(id));
         for shard in self.schedulers.all() {
             shard.tell(crate::scheduler::messages::CatalogChanged(catalog.clone()));
         }

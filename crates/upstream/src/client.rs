@@ -513,4 +513,28 @@ mod pool_tests {
         // did not send over the first one's idle connection (driven by the first thread).
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
+
+    #[test]
+    fn clients_of_endpoints_no_longer_live_are_dropped_with_their_connections() {
+        let (port, accepted) = counting_server();
+        let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+        let clients = UpstreamClients::new(Duration::from_secs(5));
+        runtime().block_on(async {
+            three_requests(&clients, &url).await;
+            clients.retain(|id| id == "e");
+            three_requests(&clients, &url).await;
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                1,
+                "a live endpoint keeps its pool"
+            );
+            clients.retain(|_| false);
+            three_requests(&clients, &url).await;
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                2,
+                "a dropped endpoint's connection is not used again"
+            );
+        });
+    }
 }
