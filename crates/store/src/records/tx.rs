@@ -171,30 +171,41 @@ fn query_error(e: sqlx::Error) -> StoreError {
     StoreError::Db(DbErr::Query(RuntimeErr::SqlxError(Arc::new(e))))
 }
 
+/// A text value for SQLite: sqlx copies a borrowed string into a new `String` and then boxes
+/// that in an `Arc`, two allocations per value; an `Arc<str>` is taken as it is (one).
+fn sqlite_text(text: &str) -> Arc<str> {
+    Arc::from(text)
+}
+
+/// A text value for PostgreSQL, whose arguments copy a borrowed string into their buffer.
+fn postgres_text(text: &str) -> &str {
+    text
+}
+
 /// Binds the columns of a [`UsageRow`] in the order of `UsageRow::values`, for one backend.
 /// The types are those sea-query's sqlx binding gives the same values, so a row is stored the
 /// same whichever path writes it.
 macro_rules! bind_usage {
-    ($query:expr, $r:expr) => {
+    ($query:expr, $r:expr, $text:path) => {
         $query
-            .bind($r.request_id.as_str())
-            .bind($r.client_request_id.as_deref())
-            .bind($r.user_id.as_deref())
-            .bind($r.gateway_key_id.as_deref())
-            .bind($r.provider_name.as_deref())
-            .bind($r.provider_id.as_deref())
-            .bind($r.endpoint_id.as_deref())
-            .bind($r.provider_key_id.as_deref())
-            .bind($r.model.as_str())
-            .bind($r.target_model.as_deref())
-            .bind($r.global_model_id.as_deref())
-            .bind($r.api_format.as_str())
-            .bind($r.upstream_format.as_deref())
-            .bind($r.request_type.as_str())
+            .bind($text($r.request_id.as_str()))
+            .bind($r.client_request_id.as_deref().map($text))
+            .bind($r.user_id.as_deref().map($text))
+            .bind($r.gateway_key_id.as_deref().map($text))
+            .bind($r.provider_name.as_deref().map($text))
+            .bind($r.provider_id.as_deref().map($text))
+            .bind($r.endpoint_id.as_deref().map($text))
+            .bind($r.provider_key_id.as_deref().map($text))
+            .bind($text($r.model.as_str()))
+            .bind($r.target_model.as_deref().map($text))
+            .bind($r.global_model_id.as_deref().map($text))
+            .bind($text($r.api_format.as_str()))
+            .bind($r.upstream_format.as_deref().map($text))
+            .bind($text($r.request_type.as_str()))
             .bind($r.is_stream)
-            .bind($r.status.as_str())
+            .bind($text($r.status.as_str()))
             .bind($r.status_code)
-            .bind($r.error_message.as_deref())
+            .bind($r.error_message.as_deref().map($text))
             .bind($r.input_tokens)
             .bind($r.output_tokens)
             .bind($r.total_tokens)
@@ -231,22 +242,22 @@ macro_rules! bind_usage {
 
 /// Binds the columns of an [`AttemptRow`] in the order of `AttemptRow::values`.
 macro_rules! bind_attempt {
-    ($query:expr, $r:expr) => {
+    ($query:expr, $r:expr, $text:path) => {
         $query
-            .bind($r.request_id.as_str())
+            .bind($text($r.request_id.as_str()))
             .bind($r.candidate_index)
             .bind($r.retry_index)
-            .bind($r.user_id.as_deref())
-            .bind($r.gateway_key_id.as_deref())
-            .bind($r.provider_id.as_str())
-            .bind($r.endpoint_id.as_str())
-            .bind($r.provider_key_id.as_deref())
-            .bind($r.status.as_str())
-            .bind($r.skip_reason.as_deref())
+            .bind($r.user_id.as_deref().map($text))
+            .bind($r.gateway_key_id.as_deref().map($text))
+            .bind($text($r.provider_id.as_str()))
+            .bind($text($r.endpoint_id.as_str()))
+            .bind($r.provider_key_id.as_deref().map($text))
+            .bind($text($r.status.as_str()))
+            .bind($r.skip_reason.as_deref().map($text))
             .bind($r.is_cached)
             .bind($r.status_code)
-            .bind($r.error_type.as_deref())
-            .bind($r.error_message.as_deref())
+            .bind($r.error_type.as_deref().map($text))
+            .bind($r.error_message.as_deref().map($text))
             .bind($r.latency_ms)
             .bind($r.concurrent_requests)
             .bind($r.required_capabilities.as_ref())
@@ -259,20 +270,20 @@ macro_rules! bind_attempt {
 
 impl BindRow for UsageRow {
     fn bind_sqlite<'q>(&self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        bind_usage!(query, self)
+        bind_usage!(query, self, sqlite_text)
     }
 
     fn bind_postgres<'q>(&self, query: PgQuery<'q>) -> PgQuery<'q> {
-        bind_usage!(query, self)
+        bind_usage!(query, self, postgres_text)
     }
 }
 
 impl BindRow for AttemptRow {
     fn bind_sqlite<'q>(&self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        bind_attempt!(query, self)
+        bind_attempt!(query, self, sqlite_text)
     }
 
     fn bind_postgres<'q>(&self, query: PgQuery<'q>) -> PgQuery<'q> {
-        bind_attempt!(query, self)
+        bind_attempt!(query, self, postgres_text)
     }
 }
