@@ -82,7 +82,7 @@ impl UpstreamClients {
         if entry.0 != fingerprint {
             *entry = (fingerprint, Vec::new());
         }
-        entry.1.retain(|(owner, _)| *owner != thread);
+        // This thread had no client here (only it adds its own): nothing to replace.
         entry.1.push((thread, client.clone()));
         client
     }
