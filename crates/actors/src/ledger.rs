@@ -16,7 +16,7 @@ const KEEP_SECS: i64 = 15 * 60;
 /// Recent spend per payer.
 #[derive(Debug, Default)]
 pub struct SpendLedger {
-    spend: DashMap<String, VecDeque<(i64, f64)>>,
+    spend: DashMap<String, VecDeque<(i64, f64)>, foldhash::fast::RandomState>,
 }
 
 impl SpendLedger {

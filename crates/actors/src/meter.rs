@@ -115,7 +115,7 @@ pub struct ActorMeter {
     sent: AtomicU64,
     done: AtomicU64,
     high_water: AtomicU64,
-    messages: DashMap<&'static str, Arc<MessageMeter>>,
+    messages: DashMap<&'static str, Arc<MessageMeter>, foldhash::fast::RandomState>,
 }
 
 impl ActorMeter {
@@ -127,7 +127,7 @@ impl ActorMeter {
             sent: AtomicU64::new(0),
             done: AtomicU64::new(0),
             high_water: AtomicU64::new(0),
-            messages: DashMap::new(),
+            messages: DashMap::default(),
         }
     }
 

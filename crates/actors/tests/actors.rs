@@ -9,7 +9,7 @@
 )]
 
 use chrono::Utc;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_actors::ActorSystem;
@@ -67,7 +67,7 @@ fn catalog_at(version: u64, providers: &[(&str, i32)]) -> Arc<Catalog> {
             format_conversion: None,
             keys: vec![key(&format!("k-{name}"), &format!("e-{name}"))],
         }],
-        models: HashMap::from([(
+        models: [(
             "g".to_owned(),
             ProviderModel {
                 id: format!("pm-{name}"),
@@ -78,7 +78,9 @@ fn catalog_at(version: u64, providers: &[(&str, i32)]) -> Arc<Catalog> {
                 price_per_request: None,
                 supports_streaming: true,
             },
-        )]),
+        )]
+        .into_iter()
+        .collect(),
     };
     Arc::new(Catalog::build(
         version,

@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use switchyard_core::catalog::{
     BillingType, Catalog, CatalogParts, Endpoint, GatewayKey, GlobalModel, Provider, ProviderKey,
@@ -97,7 +97,7 @@ fn provider(index: usize) -> Provider {
             format_conversion: None,
             keys,
         }],
-        models: HashMap::from([(
+        models: [(
             MODEL_ID.to_owned(),
             ProviderModel {
                 id: format!("pm-{index:03}"),
@@ -108,7 +108,9 @@ fn provider(index: usize) -> Provider {
                 price_per_request: None,
                 supports_streaming: true,
             },
-        )]),
+        )]
+        .into_iter()
+        .collect(),
     }
 }
 

@@ -9,7 +9,8 @@ use crate::pricing::TieredPricing;
 use crate::settings::RoutingSettings;
 use crate::{ApiFormat, SecretString, mapping::ModelMapping};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use foldhash::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// How a provider is billed; `FreeTier` makes the actual cost of its requests zero.
@@ -280,8 +281,8 @@ impl Catalog {
             .map(|m| (m.id.clone(), Arc::new(m)))
             .collect();
 
-        let mut model_names: HashMap<String, (String, NameKind)> = HashMap::new();
-        let mut upstream_names: HashMap<String, Vec<String>> = HashMap::new();
+        let mut model_names: HashMap<String, (String, NameKind)> = HashMap::default();
+        let mut upstream_names: HashMap<String, Vec<String>> = HashMap::default();
         for provider in &providers {
             for model in provider.models.values() {
                 if global_models.contains_key(&model.global_model_id) {

@@ -12,9 +12,10 @@ use crate::entity::{
 use crate::error::StoreError;
 use crate::secrets::Cipher;
 use arc_swap::ArcSwap;
+use foldhash::{HashMap, HashSet};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use switchyard_core::ApiFormat;
@@ -148,7 +149,7 @@ async fn load_parts<C: ConnectionTrait>(
             name: p.name,
             priority: p.priority,
             endpoints: Vec::new(),
-            models: HashMap::new(),
+            models: HashMap::default(),
         });
     }
     let provider_index: HashMap<String, usize> = providers
@@ -157,7 +158,7 @@ async fn load_parts<C: ConnectionTrait>(
         .map(|(i, p)| (p.id.clone(), i))
         .collect();
 
-    let mut endpoints: HashMap<String, Endpoint> = HashMap::new();
+    let mut endpoints: HashMap<String, Endpoint> = HashMap::default();
     for e in endpoint::Entity::find()
         .filter(endpoint::Column::IsActive.eq(true))
         .all(db)

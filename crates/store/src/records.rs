@@ -42,11 +42,12 @@ use crate::db::Database;
 use crate::entity::{gateway_key, provider, request_attempt, usage, user};
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
+use foldhash::{HashMap, HashSet};
 use sea_orm::DbErr;
 use sea_orm::sea_query::{
     Alias, Condition, Expr, ExprTrait, IntoIden, OnConflict, Query, SimpleExpr, Value,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use tx::{BindRow, Tx};
 
 /// Most rows in one multi-row statement. Statements come in a few fixed sizes (this one, then
@@ -678,7 +679,8 @@ where
     K: std::hash::Hash + Eq,
     S: Status,
 {
-    let mut slot: HashMap<K, usize> = HashMap::with_capacity(rows.len());
+    let mut slot: HashMap<K, usize> =
+        HashMap::with_capacity_and_hasher(rows.len(), Default::default());
     let mut winners: Vec<&R> = Vec::with_capacity(rows.len());
     let mut superseded = Vec::new();
     for row in rows {
@@ -833,7 +835,7 @@ async fn write_usage(
     winners: &[&UsageRow],
     report: &mut WriteReport,
 ) -> Result<HashSet<String>, StoreError> {
-    let mut became_final = HashSet::new();
+    let mut became_final = HashSet::default();
     let Some(first) = winners.first() else {
         return Ok(became_final);
     };
@@ -954,7 +956,7 @@ async fn apply_spend(
     let mut keys: BTreeMap<&str, KeySpend> = BTreeMap::new();
     let mut users: BTreeMap<&str, f64> = BTreeMap::new();
     let mut providers: BTreeMap<&str, f64> = BTreeMap::new();
-    let mut charged: HashSet<&str> = HashSet::new();
+    let mut charged: HashSet<&str> = HashSet::default();
     for d in deltas {
         if !became_final.contains(&d.request_id) || !charged.insert(d.request_id.as_str()) {
             report.spend_ignored += 1;

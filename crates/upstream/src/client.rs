@@ -14,6 +14,7 @@
 use crate::request::UpstreamRequest;
 use bytes::Bytes;
 use dashmap::DashMap;
+use foldhash::HashMap;
 use http::{HeaderMap, StatusCode, Uri};
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::body::Incoming;
@@ -21,7 +22,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -34,12 +34,15 @@ pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnecto
 /// A failure while a response body was read (the connection dropped, a malformed chunk).
 pub type BodyError = hyper::Error;
 
+/// The transport settings an endpoint's clients were built with, and the client of each thread
+/// that called it (a handful: the HTTP workers).
+type EndpointClients = (u64, Vec<(ThreadId, Client)>);
+
 /// The clients of every endpoint, one per thread that called it.
 #[derive(Debug)]
 pub struct UpstreamClients {
-    /// Endpoint id → the transport settings the clients were built with, and the client of
-    /// each thread (a handful: the HTTP workers).
-    clients: DashMap<String, (u64, Vec<(ThreadId, Client)>)>,
+    /// Endpoint id → its clients.
+    clients: DashMap<String, EndpointClients, foldhash::fast::RandomState>,
     connect_timeout: Duration,
     pool_idle: Duration,
     max_idle_per_host: usize,
@@ -56,7 +59,7 @@ impl UpstreamClients {
     /// Clients with the given connect timeout and TLS settings (a private CA, tests).
     pub fn with_tls(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Self {
         Self {
-            clients: DashMap::new(),
+            clients: DashMap::default(),
             connect_timeout,
             pool_idle: Duration::from_secs(90),
             max_idle_per_host: 512,
@@ -221,7 +224,7 @@ thread_local! {
     /// URL texts already parsed on this thread: the same few upstream URLs come back on every
     /// request, and parsing one (scheme, host, IDNA, path) cost more than the rest of building
     /// the request.
-    static PARSED_URLS: RefCell<HashMap<String, Uri>> = RefCell::new(HashMap::new());
+    static PARSED_URLS: RefCell<HashMap<String, Uri>> = RefCell::new(HashMap::default());
 }
 
 /// The request target of a URL text. The URL standard's parser goes first: it normalises what

@@ -10,8 +10,9 @@ mod handlers;
 pub mod messages;
 
 use chrono::{DateTime, Utc};
+use foldhash::{HashMap, HashSet};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -71,11 +72,11 @@ impl HealthMonitor {
         persist_every: Duration,
     ) -> Self {
         Self {
-            breakers: HashMap::new(),
+            breakers: HashMap::default(),
             config,
             schedulers,
             db,
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
             events: VecDeque::new(),
             counters,
             persist_every,

@@ -16,8 +16,8 @@
 mod handlers;
 pub mod messages;
 
+use foldhash::HashMap;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -103,7 +103,7 @@ impl Recorder {
         Self {
             db,
             pending: Batch::default(),
-            usage_index: HashMap::new(),
+            usage_index: HashMap::default(),
             flushing: false,
             batch_rows: batch_rows.max(1),
             flush_every,
@@ -112,7 +112,7 @@ impl Recorder {
             retry_at: None,
             retry_backoff: Duration::from_millis(200),
             inbox: None,
-            held: HashMap::new(),
+            held: HashMap::default(),
         }
     }
 

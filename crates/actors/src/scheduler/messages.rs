@@ -73,9 +73,9 @@ pub struct KeyStates;
 #[derive(Debug, actix::MessageResponse)]
 pub struct KeyStateSnapshot {
     /// Keys whose circuit is not closed.
-    pub circuits: std::collections::HashMap<String, KeyCircuit>,
+    pub circuits: foldhash::HashMap<String, KeyCircuit>,
     /// Keys cooling down, until when.
-    pub cooldowns: std::collections::HashMap<String, DateTime<Utc>>,
+    pub cooldowns: foldhash::HashMap<String, DateTime<Utc>>,
 }
 
 impl Message for KeyStates {

@@ -16,7 +16,7 @@ pub mod messages;
 
 use crate::handle::{Handle, Shards};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use switchyard_core::catalog::Catalog;
@@ -51,8 +51,8 @@ impl Scheduler {
     pub fn new(catalog: Arc<Catalog>, state: SharedState, stats: Arc<AffinityStats>) -> Self {
         Self {
             catalog,
-            circuits: HashMap::new(),
-            cooldowns: HashMap::new(),
+            circuits: HashMap::default(),
+            cooldowns: HashMap::default(),
             state,
             stats,
             seed: None,

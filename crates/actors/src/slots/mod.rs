@@ -14,7 +14,8 @@ pub(crate) mod outbox;
 use crate::config::RoutingConfig;
 use crate::handle::{Handle, Shards};
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet, VecDeque};
+use foldhash::{HashMap, HashSet};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -92,17 +93,17 @@ impl KeySlots {
         counters: Arc<SlotCounters>,
     ) -> Self {
         Self {
-            keys: HashMap::new(),
-            cooldowns: HashMap::new(),
+            keys: HashMap::default(),
+            cooldowns: HashMap::default(),
             backends: backends::Backends::new(state.clone(), counters.clone()),
             state,
             schedulers,
             config,
             adaptive: AdaptiveConfig::default(),
             db,
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
             counters,
-            cancelled: HashMap::new(),
+            cancelled: HashMap::default(),
             health: None,
         }
     }

@@ -98,10 +98,12 @@ fn provider_with(
         priority,
         billing_type: BillingType::PayAsYouGo,
         endpoints,
-        models: HashMap::from([(
+        models: [(
             MODEL_ID.to_owned(),
             provider_model(&format!("{name}-sonnet")),
-        )]),
+        )]
+        .into_iter()
+        .collect(),
     }
 }
 
@@ -1418,7 +1420,9 @@ fn visible_models_follow_model_and_provider_restrictions() {
     unserved.id = "g-opus".into();
     unserved.name = "claude-opus".into();
     let mut haiku_provider = provider("haiku-host", 1, vec![key("k-h")]);
-    haiku_provider.models = HashMap::from([("g-haiku".to_owned(), provider_model("haiku"))]);
+    haiku_provider.models = [("g-haiku".to_owned(), provider_model("haiku"))]
+        .into_iter()
+        .collect();
     let catalog = Catalog::build(
         1,
         CatalogParts {

@@ -18,7 +18,9 @@ use super::{
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use std::collections::{BTreeSet, HashMap};
+use foldhash::HashMap;
+use foldhash::fast::RandomState as FastHash;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -44,14 +46,14 @@ impl std::fmt::Debug for MemoryState {
 #[derive(Default)]
 struct Inner {
     /// key id → lease id → lease. The endpoint is kept so a key reset can free the endpoint too.
-    key_leases: DashMap<String, HashMap<String, KeyLease>>,
+    key_leases: DashMap<String, HashMap<String, KeyLease>, FastHash>,
     /// endpoint id → (key id, lease id) → expiry.
-    endpoint_leases: DashMap<String, HashMap<(String, String), Instant>>,
+    endpoint_leases: DashMap<String, HashMap<(String, String), Instant>, FastHash>,
     /// key id → its RPM window.
-    rpm: DashMap<String, RpmWindow>,
+    rpm: DashMap<String, RpmWindow, FastHash>,
     /// key id → end of its cool-down, in epoch milliseconds.
-    cooldowns: DashMap<String, i64>,
-    affinity: DashMap<AffinityKey, AffinityEntry>,
+    cooldowns: DashMap<String, i64, FastHash>,
+    affinity: DashMap<AffinityKey, AffinityEntry, FastHash>,
 }
 
 struct KeyLease {
