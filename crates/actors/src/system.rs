@@ -10,6 +10,7 @@ use crate::recorder::{RecordMail, Recorder, RecorderCounters};
 use crate::scheduler::{AffinityStats, Scheduler, SchedulerSet};
 use crate::slots::{KeySlots, SlotCounters};
 use actix::prelude::*;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use switchyard_core::breaker::Breaker;
@@ -128,7 +129,7 @@ static NEXT_SYSTEM_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 
 thread_local! {
     /// The Scheduler replica of this thread, per actor system.
-    static LOCAL_SCHEDULER: std::cell::RefCell<Vec<(u64, Handle<Scheduler>)>> =
+    static LOCAL_SCHEDULER: std::cell::RefCell<Vec<(u64, Rc<Handle<Scheduler>>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -267,10 +268,12 @@ impl ActorSystem {
         // A catalog published while the replica was being made reaches it now; older ones
         // are ignored by version.
         handle.tell(crate::scheduler::messages::CatalogChanged(latest()));
-        LOCAL_SCHEDULER.with(|local| local.borrow_mut().push((self.id, handle)));
+        LOCAL_SCHEDULER.with(|local| local.borrow_mut().push((self.id, Rc::new(handle))));
     }
 
-    fn local_scheduler(&self) -> Option<Handle<Scheduler>> {
+    // An `Rc` of the handle: cloning an actix address allocates twice (its sender state), and
+    // every request asks its replica at least twice.
+    fn local_scheduler(&self) -> Option<Rc<Handle<Scheduler>>> {
         LOCAL_SCHEDULER.with(|local| {
             local
                 .borrow()
@@ -282,9 +285,9 @@ impl ActorSystem {
 
     /// The Scheduler a request on this thread resolves with: the thread's replica, else the
     /// shard owning `affinity_key`.
-    pub fn resolver(&self, affinity_key: &str) -> Handle<Scheduler> {
+    pub fn resolver(&self, affinity_key: &str) -> Rc<Handle<Scheduler>> {
         self.local_scheduler()
-            .unwrap_or_else(|| self.scheduler.pick(affinity_key).clone())
+            .unwrap_or_else(|| Rc::new(self.scheduler.pick(affinity_key).clone()))
     }
 
     /// Restores persisted circuit states and learned limits (at start).

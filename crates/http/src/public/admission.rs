@@ -191,13 +191,15 @@ pub fn authenticate(
 
 /// The client headers that may be forwarded upstream (they select API behaviour, such as
 /// `anthropic-version`), copied out of the request; the upstream builder filters them again.
+///
+/// The request's headers are walked once and their names compared: looking a name up by string
+/// would parse it into a header name first, an allocation each for these non-standard names.
 pub fn forwarded_headers(req: &HttpRequest) -> Vec<(String, String)> {
-    switchyard_upstream::FORWARDED_CLIENT_HEADERS
+    req.headers()
         .iter()
-        .flat_map(|name| {
-            req.headers()
-                .get_all(*name)
-                .filter_map(|v| Some(((*name).to_owned(), v.to_str().ok()?.to_owned())))
+        .filter(|(name, _)| switchyard_upstream::FORWARDED_CLIENT_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
         })
         .collect()
 }

@@ -23,7 +23,13 @@ use switchyard_formats::{anthropic, gemini, openai};
 
 /// Header that lets a client require (`cap`) or refuse (`-cap`) capabilities; read
 /// case-insensitively (fix of the reference's §11.1 #13).
-const REQUIRE_CAPABILITY: &str = "x-require-capability";
+const REQUIRE_CAPABILITY: HeaderName = HeaderName::from_static("x-require-capability");
+
+// Header names the handler reads or writes on every request, made once: a name given as a
+// string is parsed per use, and one outside the standard set allocates each time.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 
 /// Which front door a request came through.
 #[derive(Debug, Clone)]
@@ -66,7 +72,7 @@ pub async fn serve(
     let request_id = new_request_id();
     let client_request_id: Option<String> = req
         .headers()
-        .get("x-request-id")
+        .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(200).collect());
     // An authenticated client's refused request is recorded too, with the status it received.
@@ -186,7 +192,7 @@ pub async fn serve(
     match settled {
         Ok(Settled::Json { body }) => HttpResponse::Ok()
             .content_type("application/json")
-            .insert_header(("x-request-id", request_id))
+            .insert_header((X_REQUEST_ID, request_id))
             .body(body),
         Ok(Settled::Stream(relay)) => HttpResponse::Ok()
             .content_type(if door.json_array {
@@ -195,8 +201,8 @@ pub async fn serve(
                 "text/event-stream"
             })
             .insert_header(("cache-control", "no-cache, no-transform"))
-            .insert_header(("x-accel-buffering", "no"))
-            .insert_header(("x-request-id", request_id))
+            .insert_header((X_ACCEL_BUFFERING, "no"))
+            .insert_header((X_REQUEST_ID, request_id))
             .streaming(Guarded {
                 relay,
                 array: door.json_array.then(JsonArrayFraming::default),
@@ -209,9 +215,7 @@ pub async fn serve(
 /// The response with the request's id in `x-request-id`.
 fn with_request_id(mut response: HttpResponse, request_id: &str) -> HttpResponse {
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), value);
+        response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
 }
@@ -236,7 +240,7 @@ fn capabilities(
             .iter()
             .map(|(k, v)| (k.clone(), *v)),
     );
-    for value in req.headers().get_all(REQUIRE_CAPABILITY) {
+    for value in req.headers().get_all(&REQUIRE_CAPABILITY) {
         let Ok(value) = value.to_str() else { continue };
         for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item.strip_prefix('-') {
@@ -246,7 +250,7 @@ fn capabilities(
         }
     }
     if dialect == Dialect::Messages && !caps.contains_key("context_1m") {
-        let wants_1m = req.headers().get_all("anthropic-beta").any(|v| {
+        let wants_1m = req.headers().get_all(&ANTHROPIC_BETA).any(|v| {
             v.to_str()
                 .is_ok_and(|v| v.to_ascii_lowercase().contains("context-1m"))
         });
