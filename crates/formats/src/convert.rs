@@ -10,11 +10,12 @@ use crate::dialect::{ClientRequest, Dialect, StreamEvent};
 use crate::gemini::{generate, generate_codec};
 use crate::ir::{self, Unsupported};
 use crate::openai::{chat, chat_codec, responses, responses_codec};
+use crate::request_body::RequestBody;
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
 use bytes::Bytes;
-use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{Map, Value};
+use serde::ser::Serialize;
+use serde_json::Value;
 
 /// The body for an upstream of the client's own dialect: the client's body with the upstream
 /// model name (Gemini: unchanged, the model is in the URL) and, for OpenAI chat streams, usage
@@ -23,12 +24,21 @@ use serde_json::{Map, Value};
 pub fn native_body(req: &ClientRequest, upstream_model: &str) -> Bytes {
     match req.dialect {
         Dialect::Chat => chat::upstream_body(req, upstream_model),
-        Dialect::Gemini => to_bytes(&req.body),
-        Dialect::Messages | Dialect::Responses => to_bytes(&WithModel {
-            body: &req.body,
-            model: upstream_model,
-        }),
+        // The body as received: a Gemini model is in the URL.
+        Dialect::Gemini => req.body.bytes().clone(),
+        Dialect::Messages | Dialect::Responses => with_model(&req.body, upstream_model),
     }
+}
+
+/// The body with its `model` set to `model` (added when the client sent none).
+fn with_model(body: &RequestBody, model: &str) -> Bytes {
+    let model = to_bytes(&model);
+    let append: &[(&str, &[u8])] = if body.contains_key("model") {
+        &[]
+    } else {
+        &[("model", &model)]
+    };
+    body.rewrite(|name| (name == "model").then_some(&model[..]), append)
 }
 
 /// The client's request in the neutral model.
@@ -36,11 +46,16 @@ pub fn native_body(req: &ClientRequest, upstream_model: &str) -> Bytes {
 /// # Errors
 /// A field or part the neutral model cannot carry.
 pub fn decode_request(req: &ClientRequest) -> Result<ir::Request, Unsupported> {
+    // The only place a request's whole tree is built: converting needs every part of it.
+    let body = req
+        .body
+        .to_map()
+        .map_err(|e| Unsupported::new(format!("the request body ({e})")))?;
     let mut decoded = match req.dialect {
-        Dialect::Chat => chat_codec::decode_request(&req.body),
-        Dialect::Responses => responses_codec::decode_request(&req.body),
-        Dialect::Messages => messages_codec::decode_request(&req.body),
-        Dialect::Gemini => generate_codec::decode_request(&req.body),
+        Dialect::Chat => chat_codec::decode_request(&body),
+        Dialect::Responses => responses_codec::decode_request(&body),
+        Dialect::Messages => messages_codec::decode_request(&body),
+        Dialect::Gemini => generate_codec::decode_request(&body),
     }?;
     // Gemini carries streaming in the path, not the body.
     decoded.stream = req.stream;
@@ -232,30 +247,6 @@ fn to_bytes<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("JSON values always serialise"))
 }
 
-/// A body seen with its `model` replaced, serialised without cloning the body.
-struct WithModel<'a> {
-    body: &'a Map<String, Value>,
-    model: &'a str,
-}
-
-impl Serialize for WithModel<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let add_model = !self.body.contains_key("model");
-        let mut map = serializer.serialize_map(Some(self.body.len() + usize::from(add_model)))?;
-        if add_model {
-            map.serialize_entry("model", self.model)?;
-        }
-        for (key, value) in self.body {
-            if key == "model" {
-                map.serialize_entry(key, self.model)?;
-            } else {
-                map.serialize_entry(key, value)?;
-            }
-        }
-        map.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,7 +261,7 @@ mod tests {
             model: "client-name".into(),
             stream: false,
             include_usage: false,
-            body,
+            body: body.into(),
         }
     }
 

@@ -4,9 +4,10 @@
 
 use crate::body::is_error_object;
 use crate::error_body::{error_body_from_json, parse_error_body};
+use crate::request_body::RequestBody;
 use crate::sse::SseEvent;
 use crate::usage::Usage;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::fmt;
 use switchyard_core::ApiFormat;
 use switchyard_core::outcome::ErrorBody;
@@ -75,7 +76,7 @@ pub struct ClientRequest {
     /// (`stream_options.include_usage: true`), so the relay must let it through.
     pub include_usage: bool,
     /// The whole body as received, unknown fields included.
-    pub body: Map<String, Value>,
+    pub body: RequestBody,
 }
 
 /// Why a request was rejected, naming the offending field as a path (`messages[2].role`).

@@ -179,16 +179,16 @@ fn json_of(bytes: &[u8]) -> Value {
 fn parse_client(dialect: Dialect, fixture: &Map<String, Value>) -> ClientRequest {
     let raw = serde_json::to_vec(&fixture["input"]).expect("JSON");
     let parsed = match dialect {
-        Dialect::Chat => chat::parse_request(&raw),
-        Dialect::Responses => responses::parse_request(&raw),
-        Dialect::Messages => messages::parse_request(&raw),
+        Dialect::Chat => chat::parse_request(raw.clone()),
+        Dialect::Responses => responses::parse_request(raw.clone()),
+        Dialect::Messages => messages::parse_request(raw.clone()),
         Dialect::Gemini => {
             let path = fixture
                 .get("path")
                 .and_then(Value::as_str)
                 .expect("a Gemini request fixture names its URL path");
             let (model, stream) = generate::parse_path(path).expect("a generation path");
-            generate::parse_request(&raw, &model, stream)
+            generate::parse_request(raw.clone(), &model, stream)
         }
     };
     parsed.unwrap_or_else(|e| panic!("the {dialect} front door rejects the input: {e}"))

@@ -343,9 +343,9 @@ fn encoded(req: &Request, dialect: Dialect) -> Map<String, Value> {
 fn decoded(body: &Map<String, Value>, dialect: Dialect, stream: bool) -> Request {
     let raw = serde_json::to_vec(body).expect("JSON");
     let client: ClientRequest = match dialect {
-        Dialect::Chat => chat::parse_request(&raw),
-        Dialect::Responses => responses::parse_request(&raw),
-        Dialect::Messages => messages::parse_request(&raw),
+        Dialect::Chat => chat::parse_request(raw.clone()),
+        Dialect::Responses => responses::parse_request(raw.clone()),
+        Dialect::Messages => messages::parse_request(raw.clone()),
         Dialect::Gemini => {
             let action = if stream {
                 "streamGenerateContent"
@@ -354,7 +354,7 @@ fn decoded(body: &Map<String, Value>, dialect: Dialect, stream: bool) -> Request
             };
             let (model, stream) =
                 generate::parse_path(&format!("models/{MODEL}:{action}")).expect("a Gemini path");
-            generate::parse_request(&raw, &model, stream)
+            generate::parse_request(raw.clone(), &model, stream)
         }
     }
     .unwrap_or_else(|e| panic!("the {dialect} front door rejects what its encoder wrote: {e}"));

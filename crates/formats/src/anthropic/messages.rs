@@ -18,6 +18,7 @@
 //!   falling back to the `event:` name; unknown types are ordinary chunks, so new event kinds
 //!   do not break a stream.
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::body::is_error_object;
@@ -26,7 +27,7 @@ pub use crate::dialect::{RequestError, StreamEvent};
 use crate::error_body::{error_body_from_json, parse_error_body};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
-use crate::validate::{json_object, messages_with_roles, optional_bool, required_string};
+use crate::validate::{json_object, messages_with_roles, optional_body_bool, required_string};
 
 /// A validated Messages request.
 pub type MessagesRequest = ClientRequest;
@@ -39,13 +40,13 @@ pub type MessagesRequest = ClientRequest;
 /// # Errors
 /// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
 /// field is empty and the message is the parser's (with line and column).
-pub fn parse_request(raw: &[u8]) -> Result<MessagesRequest, RequestError> {
-    let body = json_object(raw)?;
+pub fn parse_request(raw: impl Into<Bytes>) -> Result<MessagesRequest, RequestError> {
+    let body = json_object(raw.into())?;
     let model = required_string(&body, "model")?;
     messages_with_roles(&body)?;
-    match body.get("max_tokens") {
-        None | Some(Value::Null) => return Err(RequestError::new("max_tokens", "is required")),
-        Some(Value::Number(n)) if n.is_u64() => {}
+    match body.raw("max_tokens") {
+        None | Some("null") => return Err(RequestError::new("max_tokens", "is required")),
+        Some(text) if serde_json::from_str::<Value>(text).is_ok_and(|n| n.is_u64()) => {}
         Some(_) => {
             return Err(RequestError::new(
                 "max_tokens",
@@ -54,7 +55,7 @@ pub fn parse_request(raw: &[u8]) -> Result<MessagesRequest, RequestError> {
         }
     }
     // The SDKs never send a null `stream`, but compatible clients do; it means "absent".
-    let stream = optional_bool(&body, "stream", "stream")?.unwrap_or(false);
+    let stream = optional_body_bool(&body, "stream", "stream")?.unwrap_or(false);
     Ok(MessagesRequest {
         dialect: Dialect::Messages,
         model,
@@ -206,7 +207,7 @@ mod tests {
     use serde_json::json;
 
     fn request_error(raw: &str) -> (String, String) {
-        rejection(parse_request(raw.as_bytes()))
+        rejection(parse_request(raw.to_owned()))
     }
 
     const VALID: &str = r#"{
@@ -230,22 +231,28 @@ mod tests {
         assert_eq!(req.model, "claude-sonnet-4-5");
         assert!(!req.stream);
         assert!(!req.include_usage);
-        assert_eq!(req.body["x_vendor_flag"], json!({"deep": [1, 2, 3]}));
+        assert_eq!(
+            req.body.to_map().expect("a tree")["x_vendor_flag"],
+            json!({"deep": [1, 2, 3]})
+        );
         // Shallow: a budget Anthropic would refuse (< 1024) is the upstream's to judge.
-        assert_eq!(req.body["thinking"]["budget_tokens"], json!(512));
+        assert_eq!(
+            req.body.to_map().expect("a tree")["thinking"]["budget_tokens"],
+            json!(512)
+        );
         assert_eq!(req.body.len(), 7);
     }
 
     #[test]
     fn stream_flag() {
         let base = r#""model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}]"#;
-        let parse = |extra: &str| parse_request(format!("{{{base}{extra}}}").as_bytes());
+        let parse = |extra: &str| parse_request(format!("{{{base}{extra}}}"));
         assert!(parse(r#","stream":true"#).expect("valid").stream);
         assert!(!parse(r#","stream":false"#).expect("valid").stream);
         assert!(!parse(r#","stream":null"#).expect("null is absent").stream);
         assert!(!parse("").expect("absent").stream);
         // Cache warming: Anthropic accepts a zero budget.
-        let warm = parse_request(br#"{"model":"m","max_tokens":0,"messages":[{"role":"user"}]}"#);
+        let warm = parse_request(r#"{"model":"m","max_tokens":0,"messages":[{"role":"user"}]}"#);
         assert!(warm.is_ok());
     }
 

@@ -17,13 +17,17 @@
 //! - A Gemini stream has no terminator event: the end of the answer is a candidate's
 //!   `finishReason`, so [`classify_stream_event`] never returns [`StreamEvent::Done`].
 
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 use crate::dialect::{ClientRequest, Dialect, token_count, untyped_event_object};
 pub use crate::dialect::{RequestError, StreamEvent};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
-use crate::validate::{json_object, required_array};
+use crate::validate::{Kind, json_object, kind, required_array};
 
 /// A validated `generateContent` request.
 pub type GenerateRequest = ClientRequest;
@@ -63,16 +67,16 @@ pub fn parse_path(segment: &str) -> Option<(String, bool)> {
 /// A [`RequestError`] naming the first field that is wrong (`model` for an empty model from the
 /// path); for a body that is not JSON the field is empty and the message is the parser's.
 pub fn parse_request(
-    raw: &[u8],
+    raw: impl Into<Bytes>,
     model: &str,
     stream: bool,
 ) -> Result<GenerateRequest, RequestError> {
     if model.trim().is_empty() {
         return Err(RequestError::new("model", "must not be empty"));
     }
-    let body = json_object(raw)?;
+    let body = json_object(raw.into())?;
     for (i, content) in required_array(&body, "contents")?.iter().enumerate() {
-        validate_content(content, i)?;
+        validate_content(content.get(), i)?;
     }
 
     Ok(GenerateRequest {
@@ -86,17 +90,43 @@ pub fn parse_request(
 
 /// One element of `contents`: an object with a `parts` array and an optional role that Gemini
 /// accepts (`user` or `model`; absent means `user`).
-fn validate_content(content: &Value, i: usize) -> Result<(), RequestError> {
-    let Value::Object(content) = content else {
+fn validate_content(content: &str, i: usize) -> Result<(), RequestError> {
+    #[derive(Deserialize)]
+    struct ContentView<'a> {
+        #[serde(default, borrow)]
+        role: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        parts: Option<&'a RawValue>,
+    }
+    if kind(content) != Kind::Object {
         return Err(RequestError::new(
             format!("contents[{i}]"),
             "must be an object",
         ));
-    };
-    match content.get("role") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(role)) if role == "user" || role == "model" => {}
-        Some(Value::String(_)) => {
+    }
+    match serde_json::from_str::<ContentView<'_>>(content) {
+        Ok(view) => check_content(
+            view.role.map(RawValue::get),
+            view.parts.map(RawValue::get),
+            i,
+        ),
+        // A content naming a field twice: the last one counts, as in a map.
+        Err(_) => {
+            let content: Map<String, Value> = serde_json::from_str(content).unwrap_or_default();
+            let text = |key: &str| content.get(key).map(Value::to_string);
+            check_content(text("role").as_deref(), text("parts").as_deref(), i)
+        }
+    }
+}
+
+/// The checks of [`validate_content`] on the JSON texts of a content's `role` and `parts`.
+fn check_content(role: Option<&str>, parts: Option<&str>, i: usize) -> Result<(), RequestError> {
+    match role.map(|role| (kind(role), role)) {
+        None | Some((Kind::Null, _)) => {}
+        Some((Kind::String, role))
+            if serde_json::from_str::<Cow<'_, str>>(role)
+                .is_ok_and(|role| role == "user" || role == "model") => {}
+        Some((Kind::String, _)) => {
             return Err(RequestError::new(
                 format!("contents[{i}].role"),
                 "must be \"user\" or \"model\"",
@@ -109,9 +139,9 @@ fn validate_content(content: &Value, i: usize) -> Result<(), RequestError> {
             ));
         }
     }
-    match content.get("parts") {
-        Some(Value::Array(_)) => Ok(()),
-        None | Some(Value::Null) => Err(RequestError::new(
+    match parts.map(kind) {
+        Some(Kind::Array) => Ok(()),
+        None | Some(Kind::Null) => Err(RequestError::new(
             format!("contents[{i}].parts"),
             "is required",
         )),
@@ -266,7 +296,7 @@ mod tests {
     use crate::test_support::{data_event, err, rejection};
 
     fn request_error(raw: &str, model: &str) -> (String, String) {
-        rejection(parse_request(raw.as_bytes(), model, false))
+        rejection(parse_request(raw.to_owned(), model, false))
     }
 
     const VALID: &str = r#"{
@@ -288,14 +318,17 @@ mod tests {
         assert_eq!(req.model, "gemini-2.5-flash");
         assert!(req.stream);
         assert!(!req.include_usage);
-        assert_eq!(req.body["x_vendor_flag"], json!({"deep": [1, 2, 3]}));
         assert_eq!(
-            req.body["generationConfig"]["thinkingConfig"],
+            req.body.to_map().expect("a tree")["x_vendor_flag"],
+            json!({"deep": [1, 2, 3]})
+        );
+        assert_eq!(
+            req.body.to_map().expect("a tree")["generationConfig"]["thinkingConfig"],
             json!({"thinkingBudget": 1024})
         );
         assert_eq!(req.body.len(), 4);
 
-        let req = parse_request(br#"{"contents":[{"parts":[]}]}"#, "gemini-2.0-flash", false)
+        let req = parse_request(r#"{"contents":[{"parts":[]}]}"#, "gemini-2.0-flash", false)
             .expect("no role means user; an empty parts array is the upstream's business");
         assert!(!req.stream);
     }

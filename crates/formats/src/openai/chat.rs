@@ -18,10 +18,13 @@ use serde_json::{Map, Value};
 
 use crate::dialect::{ClientRequest, Dialect, token_count, untyped_event_object};
 pub use crate::dialect::{RequestError, StreamEvent};
+use crate::request_body::RequestBody;
 use crate::shape::Shape;
 use crate::sse::SseEvent;
 use crate::usage::Usage;
-use crate::validate::{json_object, messages_with_roles, optional_bool, required_string};
+use crate::validate::{
+    json_object, messages_with_roles, optional_body_bool, optional_bool, required_string,
+};
 
 /// A validated Chat Completions request.
 pub type ChatRequest = ClientRequest;
@@ -31,23 +34,18 @@ pub type ChatRequest = ClientRequest;
 /// # Errors
 /// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
 /// field is empty and the message is the parser's (with line and column).
-pub fn parse_request(raw: &[u8]) -> Result<ChatRequest, RequestError> {
-    let body = json_object(raw)?;
+pub fn parse_request(raw: impl Into<Bytes>) -> Result<ChatRequest, RequestError> {
+    let body = json_object(raw.into())?;
     let model = required_string(&body, "model")?;
 
     messages_with_roles(&body)?;
 
     // OpenAI documents these as "boolean or null" / "object or null": null means absent.
-    let stream = optional_bool(&body, "stream", "stream")?.unwrap_or(false);
-    let include_usage = match body.get("stream_options") {
-        None | Some(Value::Null) => false,
-        Some(Value::Object(options)) => {
-            optional_bool(options, "include_usage", "stream_options.include_usage")?
-                .unwrap_or(false)
-        }
-        Some(_) => {
-            return Err(RequestError::new("stream_options", "must be an object"));
-        }
+    let stream = optional_body_bool(&body, "stream", "stream")?.unwrap_or(false);
+    let include_usage = match stream_options(&body)? {
+        None => false,
+        Some(options) => optional_bool(&options, "include_usage", "stream_options.include_usage")?
+            .unwrap_or(false),
     };
 
     Ok(ChatRequest {
@@ -59,55 +57,56 @@ pub fn parse_request(raw: &[u8]) -> Result<ChatRequest, RequestError> {
     })
 }
 
+/// The client's `stream_options`: `None` when absent or `null`.
+fn stream_options(body: &RequestBody) -> Result<Option<Map<String, Value>>, RequestError> {
+    match body.raw("stream_options") {
+        None | Some("null") => Ok(None),
+        Some(text) => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|_| RequestError::new("stream_options", "must be an object")),
+    }
+}
+
 /// The body to send upstream: the client's body with `model` replaced by `upstream_model` and,
 /// for streams, `stream_options.include_usage` forced to `true` (other stream options kept).
 ///
-/// Serialised straight from the borrowed request into one buffer: the client's body is neither
-/// cloned nor re-parsed, whatever its size.
+/// Written from the received bytes into one buffer: every other member is copied as it came,
+/// whatever its size, with no tree built.
 #[must_use]
+pub fn upstream_body(req: &ChatRequest, upstream_model: &str) -> Bytes {
+    let body = &req.body;
+    let model = json_text(&upstream_model);
+    let force_usage = req.stream;
+    // A stream_options that is not an object was refused when the request was parsed.
+    let options = force_usage.then(|| {
+        let client = stream_options(body).ok().flatten();
+        json_text(&StreamOptions(client.as_ref()))
+    });
+    let mut append: Vec<(&str, &[u8])> = Vec::new();
+    if !body.contains_key("model") {
+        append.push(("model", &model));
+    }
+    if let Some(options) = &options
+        && !body.contains_key("stream_options")
+    {
+        append.push(("stream_options", options));
+    }
+    body.rewrite(
+        |name| match name {
+            "model" => Some(model.as_slice()),
+            "stream_options" => options.as_deref(),
+            _ => None,
+        },
+        &append,
+    )
+}
+
 #[expect(
     clippy::expect_used,
-    reason = "serialising serde_json values, whose map keys are strings, into a Vec cannot fail"
+    reason = "serialising a string or a map of serde_json values into a Vec cannot fail"
 )]
-pub fn upstream_body(req: &ChatRequest, upstream_model: &str) -> Bytes {
-    let body = UpstreamBody {
-        req,
-        model: upstream_model,
-    };
-    Bytes::from(serde_json::to_vec(&body).expect("JSON values always serialise"))
-}
-
-/// The client's body as seen through the gateway's two overrides.
-struct UpstreamBody<'a> {
-    req: &'a ChatRequest,
-    model: &'a str,
-}
-
-impl Serialize for UpstreamBody<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let body = &self.req.body;
-        let force_usage = self.req.stream;
-        let add_model = !body.contains_key("model");
-        let add_options = force_usage && !body.contains_key("stream_options");
-        let len = body.len() + usize::from(add_model) + usize::from(add_options);
-        let mut map = serializer.serialize_map(Some(len))?;
-        for (key, value) in body {
-            match key.as_str() {
-                "model" => map.serialize_entry(key, self.model)?,
-                "stream_options" if force_usage => {
-                    map.serialize_entry(key, &StreamOptions(value.as_object()))?;
-                }
-                _ => map.serialize_entry(key, value)?,
-            }
-        }
-        if add_model {
-            map.serialize_entry("model", self.model)?;
-        }
-        if add_options {
-            map.serialize_entry("stream_options", &StreamOptions(None))?;
-        }
-        map.end()
-    }
+fn json_text<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("JSON values always serialise")
 }
 
 /// The client's `stream_options` (if any) with `include_usage: true`.
@@ -346,7 +345,7 @@ mod tests {
     }
 
     fn request_error(raw: &str) -> (String, String) {
-        rejection(parse_request(raw.as_bytes()))
+        rejection(parse_request(raw.to_owned()))
     }
 
     const VALID: &str = r#"{
@@ -366,25 +365,31 @@ mod tests {
         assert_eq!(req.model, "gpt-4o-mini");
         assert!(!req.stream);
         assert!(!req.include_usage);
-        assert_eq!(req.body["x_vendor_flag"], json!({"deep": [1, 2, 3]}));
-        assert_eq!(req.body["temperature"], json!(0.2));
+        assert_eq!(
+            req.body.to_map().expect("a tree")["x_vendor_flag"],
+            json!({"deep": [1, 2, 3]})
+        );
+        assert_eq!(
+            req.body.to_map().expect("a tree")["temperature"],
+            json!(0.2)
+        );
         assert_eq!(req.body.len(), 5);
     }
 
     #[test]
     fn stream_flags() {
         let req = parse_request(
-            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#,
         )
         .expect("valid");
         assert!(req.stream && req.include_usage);
         let req = parse_request(
-            br#"{"model":"m","messages":[{"role":"user"}],"stream":null,"stream_options":null}"#,
+            r#"{"model":"m","messages":[{"role":"user"}],"stream":null,"stream_options":null}"#,
         )
         .expect("nulls mean absent");
         assert!(!req.stream && !req.include_usage);
         let req = parse_request(
-            br#"{"model":"m","messages":[{"role":"user"}],"stream":true,"stream_options":{}}"#,
+            r#"{"model":"m","messages":[{"role":"user"}],"stream":true,"stream_options":{}}"#,
         )
         .expect("valid");
         assert!(req.stream && !req.include_usage);
@@ -467,8 +472,28 @@ mod tests {
     }
 
     fn upstream(raw: &str, model: &str) -> Value {
-        let req = parse_request(raw.as_bytes()).expect("valid");
+        let req = parse_request(raw.to_owned()).expect("valid");
         serde_json::from_slice(&upstream_body(&req, model)).expect("upstream body is JSON")
+    }
+
+    #[test]
+    fn upstream_body_is_the_clients_bytes_but_for_the_model() {
+        // Numbers beyond f64's precision, a trailing zero, escapes and the client's member
+        // order all reach the upstream exactly as sent.
+        let raw = r#"{"temperature":0.70,"model":"alias","seed":12345678901234567890123,"messages":[{"role":"user","content":"caf\u00e9 \"x\"\n"}],"x_vendor":{"z":1,"a":[true,null]}}"#;
+        let req = parse_request(raw).expect("valid");
+        let sent = upstream_body(&req, "gpt-4o-mini-2024-07-18");
+        assert_eq!(
+            std::str::from_utf8(&sent).expect("UTF-8"),
+            raw.replace(r#""model":"alias""#, r#""model":"gpt-4o-mini-2024-07-18""#)
+        );
+        // A stream gets its usage chunk forced on, and nothing else changes.
+        let streamed = r#"{"model":"a","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+        let sent = upstream_body(&parse_request(streamed).expect("valid"), "b");
+        assert_eq!(
+            std::str::from_utf8(&sent).expect("UTF-8"),
+            r#"{"model":"b","stream":true,"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#
+        );
     }
 
     #[test]
@@ -522,7 +547,7 @@ mod tests {
             model: "a".into(),
             stream: false,
             include_usage: false,
-            body: Map::new(),
+            body: RequestBody::empty(),
         };
         let sent: Value = serde_json::from_slice(&upstream_body(&req, "b")).expect("JSON");
         assert_eq!(sent, json!({"model": "b"}));

@@ -17,6 +17,7 @@
 //!   `response.incomplete` (a legitimate end, e.g. `max_output_tokens`), both carrying the
 //!   whole response and its usage; `response.failed` and `error` are in-band errors.
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::body::is_error_object;
@@ -25,7 +26,7 @@ pub use crate::dialect::{RequestError, StreamEvent};
 use crate::error_body::{error_body_from_json, parse_error_body};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
-use crate::validate::{json_object, optional_bool, required_string};
+use crate::validate::{Kind, array_items, json_object, kind, optional_body_bool, required_string};
 
 /// A validated Responses request.
 pub type ResponsesRequest = ClientRequest;
@@ -35,14 +36,14 @@ pub type ResponsesRequest = ClientRequest;
 /// # Errors
 /// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
 /// field is empty and the message is the parser's (with line and column).
-pub fn parse_request(raw: &[u8]) -> Result<ResponsesRequest, RequestError> {
-    let body = json_object(raw)?;
+pub fn parse_request(raw: impl Into<Bytes>) -> Result<ResponsesRequest, RequestError> {
+    let body = json_object(raw.into())?;
     let model = required_string(&body, "model")?;
 
-    validate_input(body.get("input"))?;
+    validate_input(body.raw("input"))?;
 
     // OpenAI documents `stream` as "boolean or null": null means absent.
-    let stream = optional_bool(&body, "stream", "stream")?.unwrap_or(false);
+    let stream = optional_body_bool(&body, "stream", "stream")?.unwrap_or(false);
 
     Ok(ResponsesRequest {
         dialect: Dialect::Responses,
@@ -55,24 +56,32 @@ pub fn parse_request(raw: &[u8]) -> Result<ResponsesRequest, RequestError> {
 
 /// `input` is one user text (a string) or a non-empty list of items, each an object. What an
 /// item holds is left to the upstream: item types keep being added.
-fn validate_input(input: Option<&Value>) -> Result<(), RequestError> {
-    match input {
-        None | Some(Value::Null) => Err(RequestError::new("input", "is required")),
-        Some(Value::String(_)) => Ok(()),
-        Some(Value::Array(items)) if items.is_empty() => {
-            Err(RequestError::new("input", "must not be empty"))
-        }
-        Some(Value::Array(items)) => match items.iter().position(|item| !item.is_object()) {
-            Some(i) => Err(RequestError::new(
-                format!("input[{i}]"),
-                "must be an object",
-            )),
-            None => Ok(()),
-        },
-        Some(_) => Err(RequestError::new(
+fn validate_input(input: Option<&str>) -> Result<(), RequestError> {
+    let input = match input {
+        None | Some("null") => return Err(RequestError::new("input", "is required")),
+        Some(text) => text,
+    };
+    if kind(input) == Kind::String {
+        return Ok(());
+    }
+    let Some(items) = array_items(input) else {
+        return Err(RequestError::new(
             "input",
             "must be a string or an array of items",
+        ));
+    };
+    if items.is_empty() {
+        return Err(RequestError::new("input", "must not be empty"));
+    }
+    match items
+        .iter()
+        .position(|item| kind(item.get()) != Kind::Object)
+    {
+        Some(i) => Err(RequestError::new(
+            format!("input[{i}]"),
+            "must be an object",
         )),
+        None => Ok(()),
     }
 }
 
@@ -185,7 +194,7 @@ mod tests {
     use serde_json::json;
 
     fn request_error(raw: &str) -> (String, String) {
-        rejection(parse_request(raw.as_bytes()))
+        rejection(parse_request(raw.to_owned()))
     }
 
     /// What Codex sends, trimmed: instructions, typed items, tools, reasoning, no storage.
@@ -217,21 +226,27 @@ mod tests {
         assert_eq!(req.model, "gpt-5-codex");
         assert!(req.stream);
         assert!(!req.include_usage);
-        assert_eq!(req.body["x_vendor_flag"], json!({"deep": [1, 2, 3]}));
-        assert_eq!(req.body["prompt_cache_key"], json!("0199a1b2-c3d4"));
+        assert_eq!(
+            req.body.to_map().expect("a tree")["x_vendor_flag"],
+            json!({"deep": [1, 2, 3]})
+        );
+        assert_eq!(
+            req.body.to_map().expect("a tree")["prompt_cache_key"],
+            json!("0199a1b2-c3d4")
+        );
         assert_eq!(req.body.len(), 12);
     }
 
     #[test]
     fn string_input_and_stream_flags() {
-        let req = parse_request(br#"{"model":"gpt-4.1","input":"Tell me a joke"}"#)
+        let req = parse_request(r#"{"model":"gpt-4.1","input":"Tell me a joke"}"#)
             .expect("a string input is one user turn");
         assert!(!req.stream);
-        let req = parse_request(br#"{"model":"m","input":"","stream":null}"#)
+        let req = parse_request(r#"{"model":"m","input":"","stream":null}"#)
             .expect("null means absent; an empty string is the upstream's business");
         assert!(!req.stream);
         let req = parse_request(
-            br#"{"model":"m","input":[{"role":"user","content":"x"}],"stream":false}"#,
+            r#"{"model":"m","input":[{"role":"user","content":"x"}],"stream":false}"#,
         )
         .expect("valid");
         assert!(!req.stream && !req.include_usage);

@@ -9,7 +9,8 @@
 //! session name never share an entry.
 
 use actix_web::HttpRequest;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use switchyard_formats::RequestBody;
 use switchyard_formats::dialect::Dialect;
 
 /// Longest session identity used (longer ones are cut, never rejected).
@@ -85,7 +86,7 @@ impl SessionAffinity {
         &self,
         dialect: Dialect,
         req: &HttpRequest,
-        body: &Map<String, Value>,
+        body: &RequestBody,
         gateway_key_id: &str,
     ) -> (String, &'static str) {
         let rules = match dialect {
@@ -96,6 +97,7 @@ impl SessionAffinity {
         };
         for rule in rules {
             if let Some(session) = self.session(*rule, req, body) {
+                let session = session.trim();
                 let session: String = session.chars().take(MAX_SESSION_CHARS).collect();
                 return (
                     switchyard_actors::orchestrator::session_affinity_key(
@@ -114,31 +116,31 @@ impl SessionAffinity {
         &self,
         rule: SessionRule,
         req: &'a HttpRequest,
-        body: &'a Map<String, Value>,
-    ) -> Option<&'a str> {
-        let text = |value: Option<&'a Value>| {
-            value
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-        };
-        match rule {
+        body: &'a RequestBody,
+    ) -> Option<Cow<'a, str>> {
+        // A string member of the body (borrowed unless it has escapes); anything else is none.
+        let text = |key: &str| body.get::<Cow<'a, str>>(key).and_then(Result::ok);
+        let session = match rule {
             SessionRule::Header => {
                 let name = self.header.as_deref()?;
-                req.headers()
-                    .get(name)?
-                    .to_str()
-                    .ok()
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
+                Cow::Borrowed(req.headers().get(name)?.to_str().ok()?)
             }
-            SessionRule::PromptCacheKey => text(body.get("prompt_cache_key")),
-            SessionRule::PreviousResponseId => text(body.get("previous_response_id")),
+            SessionRule::PromptCacheKey => text("prompt_cache_key")?,
+            SessionRule::PreviousResponseId => text("previous_response_id")?,
             SessionRule::MetadataUserId => {
-                let user = text(body.get("metadata").and_then(|m| m.get("user_id")))?;
-                Some(claude_code_session(user))
+                #[derive(serde::Deserialize)]
+                struct Metadata<'m> {
+                    #[serde(borrow)]
+                    user_id: Option<Cow<'m, str>>,
+                }
+                let user = body.get::<Metadata<'a>>("metadata")?.ok()?.user_id?;
+                match user {
+                    Cow::Borrowed(user) => Cow::Borrowed(claude_code_session(user.trim())),
+                    Cow::Owned(user) => Cow::Owned(claude_code_session(user.trim()).to_owned()),
+                }
             }
-        }
+        };
+        (!session.trim().is_empty()).then_some(session)
     }
 }
 
@@ -154,12 +156,12 @@ fn claude_code_session(user_id: &str) -> &str {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn body(value: Value) -> Map<String, Value> {
+    fn body(value: Value) -> RequestBody {
         match value {
-            Value::Object(map) => map,
-            _ => Map::new(),
+            Value::Object(map) => map.into(),
+            _ => RequestBody::empty(),
         }
     }
 

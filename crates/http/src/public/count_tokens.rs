@@ -19,7 +19,7 @@ pub async fn count_tokens(
         Ok(caller) => caller,
         Err(response) => return response,
     };
-    let body = match read_body(payload, state.max_body_bytes, dialect).await {
+    let body = match read_body(&req, payload, state.max_body_bytes, dialect).await {
         Ok(body) => body,
         Err(response) => return response,
     };

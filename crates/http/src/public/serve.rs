@@ -47,7 +47,7 @@ impl FrontDoor {
         Dialect::of(self.format)
     }
 
-    fn parse(&self, body: &[u8]) -> Result<ClientRequest, RequestError> {
+    fn parse(&self, body: web::Bytes) -> Result<ClientRequest, RequestError> {
         match (self.dialect(), &self.gemini) {
             (Dialect::Chat, _) => openai::chat::parse_request(body),
             (Dialect::Responses, _) => openai::responses::parse_request(body),
@@ -114,11 +114,11 @@ pub async fn serve(
         );
         return response;
     };
-    let body = match read_body(payload, state.max_body_bytes, dialect).await {
+    let body = match read_body(&req, payload, state.max_body_bytes, dialect).await {
         Ok(body) => body,
         Err(response) => return refuse(&caller, None, response, "request body refused"),
     };
-    let request = match door.parse(&body) {
+    let request = match door.parse(body.clone()) {
         Ok(request) => request,
         Err(e) => {
             let message = e.to_string();
