@@ -109,8 +109,8 @@ pub(crate) fn messages_with_roles(body: &RequestBody) -> Result<(), RequestError
         return Err(RequestError::new("messages", "must be an array"));
     }
     // One pass over the conversation: each message is read for its role and nothing else.
-    let messages: Vec<MessageShape<'_>> = serde_json::from_str(text)
-        .map_err(|e| RequestError::new("messages", e.to_string()))?;
+    let messages: Vec<MessageShape<'_>> =
+        serde_json::from_str(text).map_err(|e| RequestError::new("messages", e.to_string()))?;
     if messages.is_empty() {
         return Err(RequestError::new("messages", "must not be empty"));
     }
