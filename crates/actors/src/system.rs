@@ -337,12 +337,12 @@ impl ActorSystem {
         message: &str,
     ) {
         let record = crate::orchestrator::RequestRecord {
-            request_id: request_id.to_owned(),
-            client_request_id,
-            user_id: key.user_id.clone(),
-            gateway_key_id: key.id.clone(),
+            request_id: request_id.into(),
+            client_request_id: client_request_id.map(Into::into),
+            user_id: key.user_id.as_str().into(),
+            gateway_key_id: key.id.as_str().into(),
             standalone: key.is_standalone,
-            model: model.unwrap_or("unknown").to_owned(),
+            model: model.unwrap_or("unknown").into(),
             global_model_id: None,
             format,
             stream: false,

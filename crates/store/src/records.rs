@@ -47,7 +47,9 @@ use sea_orm::DbErr;
 use sea_orm::sea_query::{
     Alias, Condition, Expr, ExprTrait, IntoIden, OnConflict, Query, SimpleExpr, Value,
 };
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tx::{BindRow, Tx};
 
 /// Most rows in one multi-row statement. Statements come in a few fixed sizes (this one, then
@@ -207,38 +209,59 @@ impl AttemptStatus {
     }
 }
 
+/// A text value of a record row. Shared, not owned: the request's ids and names are made once
+/// per request and every row repeats them, and SQLite takes an `Arc<str>` argument as it is —
+/// so a row's text costs no copy between the request and the database driver.
+pub type Text = Arc<str>;
+
+/// The [`Text`] of a fixed name (a format, a status, `chat`): made once per thread, then shared.
+pub fn fixed_text(name: &'static str) -> Text {
+    thread_local! {
+        static MADE: RefCell<Vec<(&'static str, Text)>> = const { RefCell::new(Vec::new()) };
+    }
+    MADE.with(|made| {
+        let mut made = made.borrow_mut();
+        if let Some((_, shared)) = made.iter().find(|(made, _)| *made == name) {
+            return Arc::clone(shared);
+        }
+        let shared: Text = Arc::from(name);
+        made.push((name, Arc::clone(&shared)));
+        shared
+    })
+}
+
 /// One attempt (candidate × retry) of a request, as a full row; a later row for the same
 /// `(request_id, candidate_index, retry_index)` replaces an earlier one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRow {
     /// The request (128-bit, gateway-generated).
-    pub request_id: String,
+    pub request_id: Text,
     /// Position in the ordered candidate list, 0-based.
     pub candidate_index: i32,
     /// Attempt on this candidate, 0-based.
     pub retry_index: i32,
     /// The key's owner.
-    pub user_id: Option<String>,
+    pub user_id: Option<Text>,
     /// The client's gateway key.
-    pub gateway_key_id: Option<String>,
+    pub gateway_key_id: Option<Text>,
     /// Candidate provider.
-    pub provider_id: String,
+    pub provider_id: Text,
     /// Candidate endpoint.
-    pub endpoint_id: String,
+    pub endpoint_id: Text,
     /// Candidate provider key.
-    pub provider_key_id: Option<String>,
+    pub provider_key_id: Option<Text>,
     /// Where the attempt stands.
     pub status: AttemptStatus,
     /// Why it was skipped.
-    pub skip_reason: Option<String>,
+    pub skip_reason: Option<Text>,
     /// Whether the candidate was the client's cache-affinity target.
     pub is_cached: bool,
     /// Upstream HTTP status.
     pub status_code: Option<i32>,
     /// Error class name.
-    pub error_type: Option<String>,
+    pub error_type: Option<Text>,
     /// Error detail.
-    pub error_message: Option<String>,
+    pub error_message: Option<Text>,
     /// Time to the upstream answer.
     pub latency_ms: Option<i64>,
     /// Key concurrency observed when the attempt started.
@@ -258,11 +281,11 @@ pub struct AttemptRow {
 impl AttemptRow {
     /// A row with every optional field empty.
     pub fn new(
-        request_id: impl Into<String>,
+        request_id: impl Into<Text>,
         candidate_index: i32,
         retry_index: i32,
-        provider_id: impl Into<String>,
-        endpoint_id: impl Into<String>,
+        provider_id: impl Into<Text>,
+        endpoint_id: impl Into<Text>,
         status: AttemptStatus,
         created_at: DateTime<Utc>,
     ) -> Self {
@@ -294,20 +317,35 @@ impl AttemptRow {
     fn values(&self) -> Vec<(request_attempt::Column, Value)> {
         use request_attempt::Column as C;
         vec![
-            (C::RequestId, self.request_id.clone().into()),
+            (C::RequestId, self.request_id.to_string().into()),
             (C::CandidateIndex, self.candidate_index.into()),
             (C::RetryIndex, self.retry_index.into()),
-            (C::UserId, self.user_id.clone().into()),
-            (C::GatewayKeyId, self.gateway_key_id.clone().into()),
-            (C::ProviderId, Some(self.provider_id.clone()).into()),
-            (C::EndpointId, Some(self.endpoint_id.clone()).into()),
-            (C::ProviderKeyId, self.provider_key_id.clone().into()),
+            (C::UserId, self.user_id.as_deref().map(str::to_owned).into()),
+            (
+                C::GatewayKeyId,
+                self.gateway_key_id.as_deref().map(str::to_owned).into(),
+            ),
+            (C::ProviderId, Some(self.provider_id.to_string()).into()),
+            (C::EndpointId, Some(self.endpoint_id.to_string()).into()),
+            (
+                C::ProviderKeyId,
+                self.provider_key_id.as_deref().map(str::to_owned).into(),
+            ),
             (C::Status, self.status.as_str().into()),
-            (C::SkipReason, self.skip_reason.clone().into()),
+            (
+                C::SkipReason,
+                self.skip_reason.as_deref().map(str::to_owned).into(),
+            ),
             (C::IsCached, self.is_cached.into()),
             (C::StatusCode, self.status_code.into()),
-            (C::ErrorType, self.error_type.clone().into()),
-            (C::ErrorMessage, self.error_message.clone().into()),
+            (
+                C::ErrorType,
+                self.error_type.as_deref().map(str::to_owned).into(),
+            ),
+            (
+                C::ErrorMessage,
+                self.error_message.as_deref().map(str::to_owned).into(),
+            ),
             (C::LatencyMs, self.latency_ms.into()),
             (C::ConcurrentRequests, self.concurrent_requests.into()),
             (
@@ -326,33 +364,33 @@ impl AttemptRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageRow {
     /// The request (unique).
-    pub request_id: String,
+    pub request_id: Text,
     /// The id the client sent, kept as metadata only (never a key).
-    pub client_request_id: Option<String>,
+    pub client_request_id: Option<Text>,
     /// The key's owner.
-    pub user_id: Option<String>,
+    pub user_id: Option<Text>,
     /// The client's gateway key.
-    pub gateway_key_id: Option<String>,
+    pub gateway_key_id: Option<Text>,
     /// Serving provider's name at the time.
-    pub provider_name: Option<String>,
+    pub provider_name: Option<Text>,
     /// Serving provider.
-    pub provider_id: Option<String>,
+    pub provider_id: Option<Text>,
     /// Serving endpoint.
-    pub endpoint_id: Option<String>,
+    pub endpoint_id: Option<Text>,
     /// Serving provider key.
-    pub provider_key_id: Option<String>,
+    pub provider_key_id: Option<Text>,
     /// Model as requested by the client.
-    pub model: String,
+    pub model: Text,
     /// Model name sent upstream, if mapped.
-    pub target_model: Option<String>,
+    pub target_model: Option<Text>,
     /// Resolved global model.
-    pub global_model_id: Option<String>,
+    pub global_model_id: Option<Text>,
     /// The client's API format.
-    pub api_format: String,
+    pub api_format: Text,
     /// The upstream's API format, if converted.
-    pub upstream_format: Option<String>,
+    pub upstream_format: Option<Text>,
     /// `chat`, …
-    pub request_type: String,
+    pub request_type: Text,
     /// Whether the client asked for a stream.
     pub is_stream: bool,
     /// Where the request stands.
@@ -360,7 +398,7 @@ pub struct UsageRow {
     /// The status code the client received.
     pub status_code: Option<i32>,
     /// Error detail for failed requests.
-    pub error_message: Option<String>,
+    pub error_message: Option<Text>,
     /// Input tokens.
     pub input_tokens: i64,
     /// Output tokens.
@@ -428,9 +466,9 @@ pub struct UsageRow {
 impl UsageRow {
     /// A `chat` row with zero tokens and costs, a rate multiplier of 1 and no optional field.
     pub fn new(
-        request_id: impl Into<String>,
-        model: impl Into<String>,
-        api_format: impl Into<String>,
+        request_id: impl Into<Text>,
+        model: impl Into<Text>,
+        api_format: impl Into<Text>,
         status: UsageStatus,
         created_at: DateTime<Utc>,
     ) -> Self {
@@ -448,7 +486,7 @@ impl UsageRow {
             global_model_id: None,
             api_format: api_format.into(),
             upstream_format: None,
-            request_type: "chat".to_owned(),
+            request_type: fixed_text("chat"),
             is_stream: false,
             status,
             status_code: None,
@@ -490,24 +528,54 @@ impl UsageRow {
     fn values(&self) -> Vec<(usage::Column, Value)> {
         use usage::Column as C;
         vec![
-            (C::RequestId, self.request_id.clone().into()),
-            (C::ClientRequestId, self.client_request_id.clone().into()),
-            (C::UserId, self.user_id.clone().into()),
-            (C::GatewayKeyId, self.gateway_key_id.clone().into()),
-            (C::ProviderName, self.provider_name.clone().into()),
-            (C::ProviderId, self.provider_id.clone().into()),
-            (C::EndpointId, self.endpoint_id.clone().into()),
-            (C::ProviderKeyId, self.provider_key_id.clone().into()),
-            (C::Model, self.model.clone().into()),
-            (C::TargetModel, self.target_model.clone().into()),
-            (C::GlobalModelId, self.global_model_id.clone().into()),
-            (C::ApiFormat, self.api_format.clone().into()),
-            (C::UpstreamFormat, self.upstream_format.clone().into()),
-            (C::RequestType, self.request_type.clone().into()),
+            (C::RequestId, self.request_id.to_string().into()),
+            (
+                C::ClientRequestId,
+                self.client_request_id.as_deref().map(str::to_owned).into(),
+            ),
+            (C::UserId, self.user_id.as_deref().map(str::to_owned).into()),
+            (
+                C::GatewayKeyId,
+                self.gateway_key_id.as_deref().map(str::to_owned).into(),
+            ),
+            (
+                C::ProviderName,
+                self.provider_name.as_deref().map(str::to_owned).into(),
+            ),
+            (
+                C::ProviderId,
+                self.provider_id.as_deref().map(str::to_owned).into(),
+            ),
+            (
+                C::EndpointId,
+                self.endpoint_id.as_deref().map(str::to_owned).into(),
+            ),
+            (
+                C::ProviderKeyId,
+                self.provider_key_id.as_deref().map(str::to_owned).into(),
+            ),
+            (C::Model, self.model.to_string().into()),
+            (
+                C::TargetModel,
+                self.target_model.as_deref().map(str::to_owned).into(),
+            ),
+            (
+                C::GlobalModelId,
+                self.global_model_id.as_deref().map(str::to_owned).into(),
+            ),
+            (C::ApiFormat, self.api_format.to_string().into()),
+            (
+                C::UpstreamFormat,
+                self.upstream_format.as_deref().map(str::to_owned).into(),
+            ),
+            (C::RequestType, self.request_type.to_string().into()),
             (C::IsStream, self.is_stream.into()),
             (C::Status, self.status.as_str().into()),
             (C::StatusCode, self.status_code.into()),
-            (C::ErrorMessage, self.error_message.clone().into()),
+            (
+                C::ErrorMessage,
+                self.error_message.as_deref().map(str::to_owned).into(),
+            ),
             (C::InputTokens, self.input_tokens.into()),
             (C::OutputTokens, self.output_tokens.into()),
             (C::TotalTokens, self.total_tokens.into()),
@@ -562,11 +630,11 @@ impl UsageRow {
 pub struct SpendDelta {
     /// The request this spend belongs to: the delta is applied only by the batch in which this
     /// request's usage row becomes final, which is what makes it exactly-once.
-    pub request_id: String,
+    pub request_id: Text,
     /// The client's gateway key.
-    pub gateway_key_id: String,
+    pub gateway_key_id: Text,
     /// The key's owner.
-    pub user_id: String,
+    pub user_id: Text,
     /// A standalone key has its own balance: it is charged instead of the user.
     pub standalone: bool,
     /// Nominal cost (what the client is charged).
@@ -574,7 +642,7 @@ pub struct SpendDelta {
     /// Actual cost (what the provider accumulates).
     pub actual_cost_usd: f64,
     /// The serving provider, if any.
-    pub provider_id: Option<String>,
+    pub provider_id: Option<Text>,
     /// Requests to count on the key (normally 1).
     pub requests: i64,
     /// When the key was used.
@@ -639,7 +707,7 @@ pub async fn write_batch(db: &Database, batch: &Batch) -> Result<WriteReport, St
     // then come in order at its end, instead of in the order requests finished, scattered
     // over its last pages (~1 % fewer instructions per request).
     // 1–2. Usage.
-    let (mut winners, superseded) = collapse(&batch.usage, |r| r.request_id.as_str(), |r| r.status);
+    let (mut winners, superseded) = collapse(&batch.usage, |r| &*r.request_id, |r| r.status);
     winners.sort_unstable_by(|a, b| a.request_id.cmp(&b.request_id));
     report.usage_ignored += superseded.len() as u64;
     report.final_ignored += superseded.iter().filter(|r| r.status.is_final()).count() as u64;
@@ -648,7 +716,7 @@ pub async fn write_batch(db: &Database, batch: &Batch) -> Result<WriteReport, St
     // 3. Attempts.
     let (mut winners, superseded) = collapse(
         &batch.attempts,
-        |r| (r.request_id.as_str(), r.candidate_index, r.retry_index),
+        |r| (&*r.request_id, r.candidate_index, r.retry_index),
         |r| r.status,
     );
     winners.sort_unstable_by(|a, b| {
@@ -854,7 +922,7 @@ async fn write_usage(
             report.usage_written += chunk.len() as u64;
             for row in chunk.iter().filter(|r| r.status.is_final()) {
                 report.final_written += 1;
-                became_final.insert(row.request_id.clone());
+                became_final.insert(row.request_id.to_string());
             }
             continue;
         }
@@ -958,22 +1026,22 @@ async fn apply_spend(
     let mut providers: BTreeMap<&str, f64> = BTreeMap::new();
     let mut charged: HashSet<&str> = HashSet::default();
     for d in deltas {
-        if !became_final.contains(&d.request_id) || !charged.insert(d.request_id.as_str()) {
+        if !became_final.contains(&*d.request_id) || !charged.insert(&*d.request_id) {
             report.spend_ignored += 1;
             continue;
         }
         report.spend_applied += 1;
-        let key = keys.entry(d.gateway_key_id.as_str()).or_default();
+        let key = keys.entry(&*d.gateway_key_id).or_default();
         key.requests += d.requests;
         key.cost += d.cost_usd;
         key.last_used_at = Ord::max(key.last_used_at, Some(d.last_used_at));
         if d.standalone {
             key.balance += d.cost_usd;
         } else {
-            *users.entry(d.user_id.as_str()).or_default() += d.cost_usd;
+            *users.entry(&*d.user_id).or_default() += d.cost_usd;
         }
         if let Some(p) = &d.provider_id {
-            *providers.entry(p.as_str()).or_default() += d.actual_cost_usd;
+            *providers.entry(&**p).or_default() += d.actual_cost_usd;
         }
     }
 
@@ -1094,11 +1162,8 @@ mod tests {
             UsageRow::new("a", "m", "OPENAI", UsageStatus::Completed, t),
             UsageRow::new("a", "m", "OPENAI", UsageStatus::Pending, t),
         ];
-        let (winners, superseded) = collapse(&rows, |r| r.request_id.as_str(), |r| r.status);
-        let got: Vec<_> = winners
-            .iter()
-            .map(|r| (r.request_id.as_str(), r.status))
-            .collect();
+        let (winners, superseded) = collapse(&rows, |r| &*r.request_id, |r| r.status);
+        let got: Vec<_> = winners.iter().map(|r| (&*r.request_id, r.status)).collect();
         assert_eq!(
             got,
             vec![("a", UsageStatus::Completed), ("b", UsageStatus::Failed)]

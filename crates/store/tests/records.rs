@@ -448,7 +448,7 @@ async fn attempt_rows_upsert_forward_only() {
         let at = t0();
         let row = |candidate: i32, retry: i32, status: AttemptStatus| {
             let mut r = AttemptRow::new("r1", candidate, retry, "p1", "e1", status, at);
-            r.provider_key_id = Some(format!("pk{candidate}"));
+            r.provider_key_id = Some(format!("pk{candidate}").into());
             r
         };
         let mut skipped = row(1, 0, AttemptStatus::Skipped);
@@ -822,10 +822,16 @@ async fn a_row_is_stored_alike_by_a_fresh_insert_and_by_an_update() {
         // And it reads back as written.
         let stored = usage_of(&t.db, "fresh").await;
         let row = every_usage_field("fresh", UsageStatus::Completed, at);
-        assert_eq!(stored.client_request_id, row.client_request_id);
+        assert_eq!(
+            stored.client_request_id.as_deref(),
+            row.client_request_id.as_deref()
+        );
         assert_eq!(stored.metadata, row.metadata);
         assert!(close(stored.input_cost_usd, row.input_cost_usd));
-        assert_eq!(stored.error_message, row.error_message);
+        assert_eq!(
+            stored.error_message.as_deref(),
+            row.error_message.as_deref()
+        );
         t
     })
     .await;

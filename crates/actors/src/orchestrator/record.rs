@@ -20,7 +20,9 @@ use switchyard_core::classify::HealthEffect;
 use switchyard_core::pricing::{TieredPricing, TokenCounts, compute_cost};
 use switchyard_core::routing::Candidate;
 use switchyard_formats::usage::Usage;
-use switchyard_store::records::{AttemptRow, AttemptStatus, SpendDelta, UsageRow, UsageStatus};
+use switchyard_store::records::{
+    AttemptRow, AttemptStatus, SpendDelta, Text, UsageRow, UsageStatus, fixed_text,
+};
 
 use super::relay::StreamEnd;
 
@@ -28,19 +30,19 @@ use super::relay::StreamEnd;
 #[derive(Debug)]
 pub struct RequestRecord {
     /// Gateway-generated 128-bit id.
-    pub request_id: String,
+    pub request_id: Text,
     /// The client's own id, metadata only.
-    pub client_request_id: Option<String>,
+    pub client_request_id: Option<Text>,
     /// Owner.
-    pub user_id: String,
+    pub user_id: Text,
     /// Key.
-    pub gateway_key_id: String,
+    pub gateway_key_id: Text,
     /// Standalone keys pay from their own balance.
     pub standalone: bool,
     /// Requested model.
-    pub model: String,
+    pub model: Text,
     /// Resolved global model.
-    pub global_model_id: Option<String>,
+    pub global_model_id: Option<Text>,
     /// Client format.
     pub format: ApiFormat,
     /// Streamed.
@@ -63,15 +65,15 @@ pub struct RequestRecord {
 #[derive(Debug, Clone)]
 pub struct Serving {
     /// Provider id.
-    pub provider_id: String,
+    pub provider_id: Text,
     /// Provider name.
-    pub provider_name: String,
+    pub provider_name: Text,
     /// Endpoint id.
-    pub endpoint_id: String,
+    pub endpoint_id: Text,
     /// Key id.
-    pub key_id: String,
+    pub key_id: Text,
     /// Upstream model name.
-    pub target_model: String,
+    pub target_model: Text,
     /// Upstream format.
     pub upstream_format: ApiFormat,
     /// Prices.
@@ -89,11 +91,11 @@ impl Serving {
     pub fn of(candidate: &Candidate, global: &switchyard_core::catalog::GlobalModel) -> Serving {
         let model = candidate.provider.models.get(&global.id);
         Serving {
-            provider_id: candidate.provider.id.clone(),
-            provider_name: candidate.provider.name.clone(),
-            endpoint_id: candidate.endpoint().id.clone(),
-            key_id: candidate.key().id.clone(),
-            target_model: candidate.upstream_model.clone(),
+            provider_id: candidate.provider.id.as_str().into(),
+            provider_name: candidate.provider.name.as_str().into(),
+            endpoint_id: candidate.endpoint().id.as_str().into(),
+            key_id: candidate.key().id.as_str().into(),
+            target_model: candidate.upstream_model.as_str().into(),
             upstream_format: candidate.endpoint().api_format,
             pricing: model
                 .and_then(|m| m.pricing.clone())
@@ -112,7 +114,7 @@ impl RequestRecord {
         let mut row = UsageRow::new(
             self.request_id.clone(),
             self.model.clone(),
-            self.format.as_str(),
+            fixed_text(self.format.as_str()),
             status,
             self.started_at,
         );
@@ -127,7 +129,7 @@ impl RequestRecord {
             row.endpoint_id = Some(s.endpoint_id.clone());
             row.provider_key_id = Some(s.key_id.clone());
             row.target_model = Some(s.target_model.clone());
-            row.upstream_format = Some(s.upstream_format.as_str().to_owned());
+            row.upstream_format = Some(fixed_text(s.upstream_format.as_str()));
         }
         row
     }
@@ -157,14 +159,14 @@ impl RequestRecord {
             self.request_id.clone(),
             i32::try_from(candidate_index).unwrap_or(i32::MAX),
             i32::try_from(retry_index).unwrap_or(i32::MAX),
-            candidate.provider.id.clone(),
-            candidate.endpoint().id.clone(),
+            candidate.provider.id.as_str(),
+            candidate.endpoint().id.as_str(),
             status,
             Utc::now(),
         );
         row.user_id = Some(self.user_id.clone());
         row.gateway_key_id = Some(self.gateway_key_id.clone());
-        row.provider_key_id = Some(candidate.key().id.clone());
+        row.provider_key_id = Some(candidate.key().id.as_str().into());
         row.is_cached = candidate.is_cached;
         row.required_capabilities = self.required_capabilities.clone();
         row
@@ -212,7 +214,7 @@ impl RequestRecord {
         };
         let mut row = self.usage_row(status, serving);
         row.status_code = Some(i32::from(status_code));
-        row.error_message = error;
+        row.error_message = error.map(Text::from);
         row.input_tokens = to_i64(usage.input_tokens);
         row.output_tokens = to_i64(usage.output_tokens);
         row.cache_creation_input_tokens = to_i64(usage.cache_creation_tokens);
@@ -227,9 +229,9 @@ impl RequestRecord {
             first_byte.map(|t| millis(t.saturating_duration_since(self.started)));
         row.finished_at = Some(Utc::now());
         let mut spend = SpendDelta {
-            request_id: self.request_id.clone(),
-            gateway_key_id: self.gateway_key_id.clone(),
-            user_id: self.user_id.clone(),
+            request_id: Text::clone(&self.request_id),
+            gateway_key_id: Text::clone(&self.gateway_key_id),
+            user_id: Text::clone(&self.user_id),
             standalone: self.standalone,
             cost_usd: 0.0,
             actual_cost_usd: 0.0,
@@ -288,7 +290,7 @@ impl RequestRecord {
             };
             self.ledger.add(payer, Utc::now(), cost.total);
             spend.actual_cost_usd = cost.actual_total;
-            spend.provider_id = Some(s.provider_id.clone());
+            spend.provider_id = Some(Text::clone(&s.provider_id));
         }
         let counter = if success {
             &self.counters.completed
@@ -341,9 +343,9 @@ impl Finaliser {
             StreamEnd::Failed(why) => {
                 attempt.status = AttemptStatus::Failed;
                 attempt.error_type = Some("stream_interrupted".into());
-                attempt.error_message = Some(why.clone());
+                attempt.error_message = Some(why.as_str().into());
                 self.health.tell(Outcome {
-                    key_id: self.serving.key_id.clone(),
+                    key_id: self.serving.key_id.to_string(),
                     effect: HealthEffect::Failure,
                     probe: false,
                     now: Utc::now(),

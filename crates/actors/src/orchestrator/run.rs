@@ -23,7 +23,7 @@ use switchyard_formats::convert;
 use switchyard_formats::dialect::Dialect;
 use switchyard_formats::ir;
 use switchyard_formats::usage::Usage;
-use switchyard_store::records::AttemptStatus;
+use switchyard_store::records::{AttemptStatus, Text, fixed_text};
 
 /// What happened to one candidate.
 enum Step {
@@ -41,12 +41,12 @@ pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Fa
     system.counters.requests.fetch_add(1, Ordering::Relaxed);
 
     let mut record = RequestRecord {
-        request_id: ctx.request_id.clone(),
-        client_request_id: ctx.client_request_id.clone(),
-        user_id: ctx.user.id.clone(),
-        gateway_key_id: ctx.gateway_key.id.clone(),
+        request_id: ctx.request_id.as_str().into(),
+        client_request_id: ctx.client_request_id.as_deref().map(Text::from),
+        user_id: ctx.user.id.as_str().into(),
+        gateway_key_id: ctx.gateway_key.id.as_str().into(),
         standalone: ctx.gateway_key.is_standalone,
-        model: ctx.request.model.clone(),
+        model: ctx.request.model.as_str().into(),
         global_model_id: None,
         format: ctx.format,
         stream: ctx.request.stream,
@@ -104,7 +104,7 @@ pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Fa
         ctx.affinity_rule,
         resolution.affinity == switchyard_core::routing::AffinityUse::Hit,
     );
-    record.global_model_id = Some(resolution.global_model.id.clone());
+    record.global_model_id = Some(resolution.global_model.id.as_str().into());
     let record = Arc::new(record);
     let skipped = resolution
         .candidates
@@ -113,7 +113,7 @@ pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Fa
         .filter_map(|(i, c)| {
             let reason = c.skip.as_ref()?;
             let mut row = record.attempt(i, 0, c, AttemptStatus::Skipped);
-            row.skip_reason = Some(reason.to_string());
+            row.skip_reason = Some(reason.to_string().into());
             Some(row)
         })
         .collect();
@@ -222,7 +222,7 @@ impl Looper<'_> {
         let mut row = self
             .record
             .attempt(index, retry, candidate, AttemptStatus::Skipped);
-        row.skip_reason = Some(reason);
+        row.skip_reason = Some(reason.into());
         self.record.attempt_finished(row);
     }
 
@@ -445,8 +445,8 @@ impl Looper<'_> {
             row.latency_ms = Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
             row.status_code = attempt.status.map(i32::from);
             row.concurrent_requests = Some(i32::try_from(lease.in_flight).unwrap_or(i32::MAX));
-            row.error_type = Some(class.kind.as_str().to_owned());
-            row.error_message = attempt.detail.clone();
+            row.error_type = Some(fixed_text(class.kind.as_str()));
+            row.error_message = attempt.detail.as_deref().map(Text::from);
             if upstream != self.ctx.request.dialect {
                 row.extra = Some(serde_json::json!({"converted": {
                     "from": self.ctx.format.as_str(),
@@ -642,7 +642,10 @@ impl Looper<'_> {
         serving: &Serving,
     ) {
         tally.failed += 1;
-        tally.last_cause = attempt.detail.clone().or_else(|| row.error_type.clone());
+        tally.last_cause = attempt
+            .detail
+            .clone()
+            .or_else(|| row.error_type.as_deref().map(str::to_owned));
         tally.last_serving = Some(serving.clone());
         self.record.attempt_finished(row);
     }

@@ -5,7 +5,7 @@ use super::{HOLD_UNFINISHED, MAX_BUFFERED_ROWS, Recorder};
 use actix::prelude::*;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use switchyard_store::records::{Batch, UsageRow, write_batch};
+use switchyard_store::records::{Batch, Text, UsageRow, write_batch};
 
 impl Recorder {
     fn rows(&self) -> usize {
@@ -55,7 +55,7 @@ impl Recorder {
             return;
         }
         let now = Instant::now();
-        let due: Vec<String> = self
+        let due: Vec<Text> = self
             .held
             .iter()
             .filter(|(_, (_, at))| everything || now.duration_since(*at) >= HOLD_UNFINISHED)

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use switchyard_store::Database;
-use switchyard_store::records::{Batch, UsageRow};
+use switchyard_store::records::{Batch, Text, UsageRow};
 
 use crate::handle::{Tray, TrayInbox};
 use messages::RecordEvent;
@@ -74,7 +74,7 @@ pub struct Recorder {
     db: Database,
     pending: Batch,
     /// request id → index of its usage row in `pending.usage`, to coalesce.
-    usage_index: HashMap<String, usize>,
+    usage_index: HashMap<Text, usize>,
     flushing: bool,
     batch_rows: usize,
     flush_every: Duration,
@@ -89,7 +89,7 @@ pub struct Recorder {
     /// Events posted by the request path.
     inbox: Option<TrayInbox<RecordEvent>>,
     /// Unfinished usage rows not yet released to `pending`, with their arrival.
-    held: HashMap<String, (UsageRow, std::time::Instant)>,
+    held: HashMap<Text, (UsageRow, std::time::Instant)>,
 }
 
 impl Recorder {

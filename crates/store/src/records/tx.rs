@@ -7,7 +7,7 @@
 //! no value vectors at all. The rare statements (upserts of rows already stored, spend updates)
 //! are still built by sea-query and bound through its sqlx binding.
 
-use super::{AttemptRow, UsageRow};
+use super::{AttemptRow, Text, UsageRow};
 use crate::db::Database;
 use crate::error::StoreError;
 use sea_orm::sqlx::postgres::PgArguments;
@@ -171,14 +171,24 @@ fn query_error(e: sqlx::Error) -> StoreError {
     StoreError::Db(DbErr::Query(RuntimeErr::SqlxError(Arc::new(e))))
 }
 
-/// A text value for SQLite: sqlx copies a borrowed string into a new `String` and then boxes
-/// that in an `Arc`, two allocations per value; an `Arc<str>` is taken as it is (one).
-fn sqlite_text(text: &str) -> Arc<str> {
-    Arc::from(text)
+/// A text value for SQLite: sqlx takes an `Arc<str>` as it is (a borrowed string it would copy
+/// into a new `String` and box that in an `Arc`: two allocations per value).
+fn sqlite_text(text: &Text) -> Arc<str> {
+    Arc::clone(text)
+}
+
+/// A fixed text (a status name) for SQLite, shared (see [`super::fixed_text`]).
+fn sqlite_fixed(text: &'static str) -> Arc<str> {
+    super::fixed_text(text)
 }
 
 /// A text value for PostgreSQL, whose arguments copy a borrowed string into their buffer.
-fn postgres_text(text: &str) -> &str {
+fn postgres_text(text: &Text) -> &str {
+    text
+}
+
+/// A fixed text for PostgreSQL.
+fn postgres_fixed(text: &'static str) -> &'static str {
     text
 }
 
@@ -186,26 +196,26 @@ fn postgres_text(text: &str) -> &str {
 /// The types are those sea-query's sqlx binding gives the same values, so a row is stored the
 /// same whichever path writes it.
 macro_rules! bind_usage {
-    ($query:expr, $r:expr, $text:path) => {
+    ($query:expr, $r:expr, $text:path, $fixed:path) => {
         $query
-            .bind($text($r.request_id.as_str()))
-            .bind($r.client_request_id.as_deref().map($text))
-            .bind($r.user_id.as_deref().map($text))
-            .bind($r.gateway_key_id.as_deref().map($text))
-            .bind($r.provider_name.as_deref().map($text))
-            .bind($r.provider_id.as_deref().map($text))
-            .bind($r.endpoint_id.as_deref().map($text))
-            .bind($r.provider_key_id.as_deref().map($text))
-            .bind($text($r.model.as_str()))
-            .bind($r.target_model.as_deref().map($text))
-            .bind($r.global_model_id.as_deref().map($text))
-            .bind($text($r.api_format.as_str()))
-            .bind($r.upstream_format.as_deref().map($text))
-            .bind($text($r.request_type.as_str()))
+            .bind($text(&$r.request_id))
+            .bind($r.client_request_id.as_ref().map($text))
+            .bind($r.user_id.as_ref().map($text))
+            .bind($r.gateway_key_id.as_ref().map($text))
+            .bind($r.provider_name.as_ref().map($text))
+            .bind($r.provider_id.as_ref().map($text))
+            .bind($r.endpoint_id.as_ref().map($text))
+            .bind($r.provider_key_id.as_ref().map($text))
+            .bind($text(&$r.model))
+            .bind($r.target_model.as_ref().map($text))
+            .bind($r.global_model_id.as_ref().map($text))
+            .bind($text(&$r.api_format))
+            .bind($r.upstream_format.as_ref().map($text))
+            .bind($text(&$r.request_type))
             .bind($r.is_stream)
-            .bind($text($r.status.as_str()))
+            .bind($fixed($r.status.as_str()))
             .bind($r.status_code)
-            .bind($r.error_message.as_deref().map($text))
+            .bind($r.error_message.as_ref().map($text))
             .bind($r.input_tokens)
             .bind($r.output_tokens)
             .bind($r.total_tokens)
@@ -242,22 +252,22 @@ macro_rules! bind_usage {
 
 /// Binds the columns of an [`AttemptRow`] in the order of `AttemptRow::values`.
 macro_rules! bind_attempt {
-    ($query:expr, $r:expr, $text:path) => {
+    ($query:expr, $r:expr, $text:path, $fixed:path) => {
         $query
-            .bind($text($r.request_id.as_str()))
+            .bind($text(&$r.request_id))
             .bind($r.candidate_index)
             .bind($r.retry_index)
-            .bind($r.user_id.as_deref().map($text))
-            .bind($r.gateway_key_id.as_deref().map($text))
-            .bind($text($r.provider_id.as_str()))
-            .bind($text($r.endpoint_id.as_str()))
-            .bind($r.provider_key_id.as_deref().map($text))
-            .bind($text($r.status.as_str()))
-            .bind($r.skip_reason.as_deref().map($text))
+            .bind($r.user_id.as_ref().map($text))
+            .bind($r.gateway_key_id.as_ref().map($text))
+            .bind($text(&$r.provider_id))
+            .bind($text(&$r.endpoint_id))
+            .bind($r.provider_key_id.as_ref().map($text))
+            .bind($fixed($r.status.as_str()))
+            .bind($r.skip_reason.as_ref().map($text))
             .bind($r.is_cached)
             .bind($r.status_code)
-            .bind($r.error_type.as_deref().map($text))
-            .bind($r.error_message.as_deref().map($text))
+            .bind($r.error_type.as_ref().map($text))
+            .bind($r.error_message.as_ref().map($text))
             .bind($r.latency_ms)
             .bind($r.concurrent_requests)
             .bind($r.required_capabilities.as_ref())
@@ -270,20 +280,20 @@ macro_rules! bind_attempt {
 
 impl BindRow for UsageRow {
     fn bind_sqlite<'q>(&self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        bind_usage!(query, self, sqlite_text)
+        bind_usage!(query, self, sqlite_text, sqlite_fixed)
     }
 
     fn bind_postgres<'q>(&self, query: PgQuery<'q>) -> PgQuery<'q> {
-        bind_usage!(query, self, postgres_text)
+        bind_usage!(query, self, postgres_text, postgres_fixed)
     }
 }
 
 impl BindRow for AttemptRow {
     fn bind_sqlite<'q>(&self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        bind_attempt!(query, self, sqlite_text)
+        bind_attempt!(query, self, sqlite_text, sqlite_fixed)
     }
 
     fn bind_postgres<'q>(&self, query: PgQuery<'q>) -> PgQuery<'q> {
-        bind_attempt!(query, self, postgres_text)
+        bind_attempt!(query, self, postgres_text, postgres_fixed)
     }
 }
