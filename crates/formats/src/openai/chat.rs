@@ -477,6 +477,24 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_bodies_are_answered_not_crashed_on() {
+        // Nesting far beyond any parser's recursion limit, where the gateway reads (messages)
+        // and where it does not (a vendor field, forwarded as it came).
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let raw = format!(r#"{{"model":"m","messages":{}}}"#, deep(200_000));
+        assert_eq!(
+            request_error(&raw),
+            ("messages[0]".to_owned(), "must be an object".to_owned())
+        );
+        let raw = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"x":{}}}"#,
+            deep(200_000)
+        );
+        let req = parse_request(raw.clone()).expect("valid");
+        assert_eq!(upstream_body(&req, "m").len(), raw.len());
+    }
+
+    #[test]
     fn upstream_body_is_the_clients_bytes_but_for_the_model() {
         // Numbers beyond f64's precision, a trailing zero, escapes and the client's member
         // order all reach the upstream exactly as sent.
