@@ -19,6 +19,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
@@ -237,6 +238,9 @@ fn refusal(raw: &[u8], scan_error: &serde_json::Error) -> RequestError {
     }
 }
 
+/// Members looked up by a linear search while a body has no more than this many.
+const LINEAR_MEMBERS: usize = 16;
+
 struct MembersVisitor<'a> {
     base: &'a [u8],
 }
@@ -258,6 +262,10 @@ impl<'de> Visitor<'de> for MembersVisitor<'de> {
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
         let mut members: Vec<Member> = Vec::new();
+        // Past a few members, names are found again through a map, so that a body of many
+        // thousand members costs linear time, not quadratic (SipHash: the names are the
+        // client's).
+        let mut seen: Option<HashMap<Box<[u8]>, usize>> = None;
         while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
             let value = self.range_of(value.get());
@@ -266,12 +274,29 @@ impl<'de> Visitor<'de> for MembersVisitor<'de> {
                 Cow::Owned(name) => Key::Unescaped(name.into_boxed_str()),
             };
             let name = name_in(self.base, &key);
-            match members
-                .iter_mut()
-                .find(|other| name_in(self.base, &other.key) == name)
-            {
-                Some(earlier) => earlier.value = value,
-                None => members.push(Member { key, value }),
+            let earlier = match &seen {
+                Some(seen) => seen.get(name).copied(),
+                None => members
+                    .iter()
+                    .position(|other| name_in(self.base, &other.key) == name),
+            };
+            match earlier {
+                Some(i) => members[i].value = value,
+                None => {
+                    if let Some(seen) = &mut seen {
+                        seen.insert(name.into(), members.len());
+                    }
+                    members.push(Member { key, value });
+                    if seen.is_none() && members.len() > LINEAR_MEMBERS {
+                        seen = Some(
+                            members
+                                .iter()
+                                .enumerate()
+                                .map(|(i, m)| (name_in(self.base, &m.key).into(), i))
+                                .collect(),
+                        );
+                    }
+                }
             }
         }
         Ok(members)
@@ -364,6 +389,24 @@ mod tests {
             serde_json::from_slice::<Value>(&body.rewrite(|_| None, &[])).expect("JSON"),
             json!({"a": 3, "b": 4})
         );
+    }
+
+    #[test]
+    fn many_members_are_scanned_in_linear_time_and_duplicates_still_collapse() {
+        // 200,000 members, every name twice: quadratic matching would not finish here.
+        let names = 100_000;
+        let mut text = String::from("{");
+        for round in 0..2 {
+            for i in 0..names {
+                text.push_str(&format!("\"m{i}\":{round},"));
+            }
+        }
+        text.push_str("\"model\":\"x\"}");
+        let body = parse(&text);
+        assert_eq!(body.len(), names + 1);
+        assert_eq!(body.raw("m0"), Some("1"));
+        assert_eq!(body.raw("m99999"), Some("1"));
+        assert_eq!(body.members().next(), Some(("m0", "1")));
     }
 
     #[test]
