@@ -1147,6 +1147,26 @@ async fn a_success_is_the_upstreams_body_and_the_upstream_gets_the_clients_reque
         "the gateway key was forwarded"
     );
 
+    // Byte for byte: member order, a number beyond f64's precision, a trailing zero, escapes
+    // and the spacing inside values reach the upstream as the client wrote them; only the
+    // model is replaced (and the space between top-level members dropped).
+    let raw = r#"{"temperature":0.70,"model":"fast","seed":12345678901234567890123,"messages":[{"role":"user","content":"caf\u00e9 \"q\""}],"x_vendor":{"z": 1, "a": [ ]}}"#;
+    let response = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&s.gateway_key)
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(response.status().as_u16(), 200);
+    let logged = mock.requests(1).await;
+    assert_eq!(
+        logged[0]["body_text"],
+        raw.replace(r#""model":"fast""#, r#""model":"gpt-test""#),
+        "the body was rewritten on the way"
+    );
+
     // The tokens the upstream reported are recorded.
     let t = trace(&gw, &request_id(&headers)).await;
     assert_eq!(t["usage"]["status"], "completed");

@@ -245,6 +245,8 @@ pub struct LoggedRequest {
     pub headers: Vec<(String, String)>,
     /// The body as JSON when it parses, else as a string (`null` if empty).
     pub body: Value,
+    /// The body's bytes as received (lossy UTF-8), for checking what a proxy changed in them.
+    pub body_text: String,
     /// The credential the request carried, if any.
     pub key: Option<String>,
     /// The model the request asked for (body `model`, or the Gemini path).
@@ -263,6 +265,7 @@ impl LoggedRequest {
         let query = query.map(str::to_owned);
         let json: Option<Value> = serde_json::from_slice(body).ok();
         let model = crate::routes::request_model(&path, json.as_ref());
+        let body_text = String::from_utf8_lossy(body).into_owned();
         let body = match json {
             Some(v) => v,
             None if body.is_empty() => Value::Null,
@@ -285,6 +288,7 @@ impl LoggedRequest {
             query,
             headers,
             body,
+            body_text,
             key,
             model,
         })
