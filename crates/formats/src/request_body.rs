@@ -100,6 +100,13 @@ impl RequestBody {
         self.find(key).map(|member| self.text(&member.value))
     }
 
+    /// The bytes of member `key`'s value, as received: for parsing a large value without
+    /// first checking all of it is UTF-8 again (the parser checks what it borrows).
+    #[must_use]
+    pub fn raw_bytes(&self, key: &str) -> Option<&[u8]> {
+        self.find(key).map(|member| &self.raw[member.value.clone()])
+    }
+
     /// Member `key`'s value, parsed on its own: `None` when the member is absent, an error when
     /// it does not have the shape of `T`. Borrowing types (`&str`, `Cow<str>`, `&RawValue`)
     /// borrow from the body.

@@ -25,7 +25,12 @@ pub(crate) enum Kind {
 
 /// The JSON type of `text`, a whole valid JSON value.
 pub(crate) fn kind(text: &str) -> Kind {
-    match text.as_bytes().first() {
+    kind_of(text.as_bytes())
+}
+
+/// [`kind`] of a value's bytes.
+fn kind_of(text: &[u8]) -> Kind {
+    match text.first() {
         Some(b'n') => Kind::Null,
         Some(b't' | b'f') => Kind::Bool,
         Some(b'"') => Kind::String,
@@ -102,15 +107,15 @@ pub(crate) fn array_items(text: &str) -> Option<Vec<&RawValue>> {
 /// The first of `messages`, `messages[i]` or `messages[i].role` that is wrong.
 pub(crate) fn messages_with_roles(body: &RequestBody) -> Result<(), RequestError> {
     let text = body
-        .raw("messages")
-        .filter(|text| kind(text) != Kind::Null)
+        .raw_bytes("messages")
+        .filter(|text| kind_of(text) != Kind::Null)
         .ok_or_else(|| RequestError::new("messages", "is required"))?;
-    if kind(text) != Kind::Array {
+    if kind_of(text) != Kind::Array {
         return Err(RequestError::new("messages", "must be an array"));
     }
     // One pass over the conversation: each message is read for its role and nothing else.
     let messages: Vec<MessageShape<'_>> =
-        serde_json::from_str(text).map_err(|e| RequestError::new("messages", e.to_string()))?;
+        serde_json::from_slice(text).map_err(|e| RequestError::new("messages", e.to_string()))?;
     if messages.is_empty() {
         return Err(RequestError::new("messages", "must not be empty"));
     }
