@@ -6,11 +6,10 @@
 //! Format-neutral: the error-object test covers the OpenAI, Anthropic, Gemini and vLLM shapes.
 
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use switchyard_core::outcome::ErrorBody;
 
 use crate::error_body::error_body_from_json;
-use crate::shape::Shape;
+use crate::shape::{JsonStr, Shape};
 
 /// The verdict on a body that was expected to be JSON.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,9 +57,9 @@ struct AnswerView<'a> {
     #[serde(default)]
     error: Option<Shape>,
     #[serde(default, rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    object: Option<Cow<'a, str>>,
+    object: Option<JsonStr<'a>>,
     #[serde(default)]
     id: Option<Value>,
     #[serde(default)]
@@ -77,7 +76,11 @@ fn answer_summary(raw: &[u8]) -> Option<Value> {
         return None;
     }
     let view: AnswerView<'_> = serde_json::from_slice(raw).ok()?;
-    if may_be_error(view.error, view.kind.as_deref(), view.object.as_deref()) {
+    if may_be_error(
+        view.error,
+        view.kind.as_ref().map(JsonStr::as_str),
+        view.object.as_ref().map(JsonStr::as_str),
+    ) {
         return None;
     }
     let mut summary = Map::new();

@@ -24,6 +24,7 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::dialect::RequestError;
+use crate::shape::JsonStr;
 
 /// A JSON object body, as received, with the place of each top-level member.
 #[derive(Clone, PartialEq)]
@@ -273,7 +274,7 @@ impl<'de> Visitor<'de> for MembersVisitor<'de> {
         // thousand members costs linear time, not quadratic (SipHash: the names are the
         // client's).
         let mut seen: Option<HashMap<Box<[u8]>, usize>> = None;
-        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+        while let Some(JsonStr(name)) = map.next_key::<JsonStr<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
             let value = self.range_of(value.get());
             let key = match name {
@@ -307,38 +308,6 @@ impl<'de> Visitor<'de> for MembersVisitor<'de> {
             }
         }
         Ok(members)
-    }
-}
-
-/// A member name, borrowed from the body unless it holds escapes. (serde's own `Cow<str>`
-/// always allocates: it borrows only for a struct field marked `borrow`.)
-pub(crate) struct Name<'a>(pub(crate) Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NameVisitor;
-
-        impl<'de> Visitor<'de> for NameVisitor {
-            type Value = Name<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
-            }
-
-            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
-                Ok(Name(Cow::Borrowed(name)))
-            }
-
-            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
-                Ok(Name(Cow::Owned(name.to_owned())))
-            }
-
-            fn visit_string<E>(self, name: String) -> Result<Self::Value, E> {
-                Ok(Name(Cow::Owned(name)))
-            }
-        }
-
-        deserializer.deserialize_str(NameVisitor)
     }
 }
 

@@ -3,6 +3,7 @@
 //! a `serde_json::Value` tree this way.
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::fmt;
 
 /// What a JSON value is, without its contents.
@@ -107,6 +108,46 @@ impl<'de> Visitor<'de> for ShapeVisitor {
             any_says |= value.says_something();
         }
         Ok(Shape::Object { empty, any_says })
+    }
+}
+
+/// A JSON string, borrowed from the input unless it holds escapes. (serde's own `Cow<str>`
+/// always allocates: it borrows only for a struct field of exactly that type marked `borrow`,
+/// not inside an `Option` nor as a map key.)
+pub(crate) struct JsonStr<'a>(pub(crate) Cow<'a, str>);
+
+impl JsonStr<'_> {
+    /// The string.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
+            type Value = JsonStr<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(text.to_owned())))
+            }
+
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(text)))
+            }
+        }
+
+        deserializer.deserialize_str(StrVisitor(std::marker::PhantomData))
     }
 }
 

@@ -253,9 +253,17 @@ impl SseParser {
             self.data.clear();
             return None;
         }
+        // A copy of exactly its length for the event; the buffer stays for the next event's
+        // lines. Handing the buffer itself over left an empty one that regrew by doubling for
+        // every event (half a dozen allocations for a chat chunk).
+        let data = self.data.clone();
+        self.data.clear();
+        if self.data.capacity() > REUSED_LINE_BYTES {
+            self.data = String::new();
+        }
         Some(SseEvent {
             event,
-            data: std::mem::take(&mut self.data),
+            data,
             id: self.last_id.clone(),
         })
     }
@@ -267,7 +275,15 @@ impl SseParser {
 /// Line breaks in `event` are removed: they would otherwise inject fields into the stream.
 #[must_use]
 pub fn encode(event: Option<&str>, data: &str) -> Bytes {
-    let mut out = String::with_capacity(data.len() + event.map_or(0, str::len) + 16);
+    // Sized exactly: a buffer filled to its capacity becomes `Bytes` without a second
+    // allocation for the shared count.
+    let event_len = event.map_or(0, |name| {
+        "event: \n".len() + name.bytes().filter(|b| *b != b'\n' && *b != b'\r').count()
+    });
+    let data_len: usize = split_lines(data)
+        .map(|line| "data: \n".len() + line.len())
+        .sum();
+    let mut out = String::with_capacity(event_len + data_len + 1);
     if let Some(name) = event {
         out.push_str("event: ");
         out.extend(name.chars().filter(|c| *c != '\n' && *c != '\r'));

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 
 use crate::dialect::RequestError;
-use crate::request_body::{Name, RequestBody};
+use crate::request_body::RequestBody;
+use crate::shape::JsonStr;
 
 /// The JSON type of a value's text (as a [`RequestBody`] keeps it: no surrounding whitespace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +169,7 @@ impl<'de> Deserialize<'de> for MessageShape<'de> {
                 mut map: M,
             ) -> Result<Self::Value, M::Error> {
                 let mut role = None;
-                while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
+                while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
                     if key == "role" {
                         role = Some(map.next_value::<&'de RawValue>()?);
                     } else {

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use crate::dialect::{ClientRequest, Dialect, token_count, untyped_event_object};
 pub use crate::dialect::{RequestError, StreamEvent};
 use crate::request_body::RequestBody;
-use crate::shape::Shape;
+use crate::shape::{JsonStr, Shape};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
 use crate::validate::{
@@ -192,15 +192,15 @@ pub fn classify_stream_event(ev: &SseEvent) -> StreamEvent {
 #[derive(serde::Deserialize)]
 struct ChunkView<'a> {
     #[serde(default)]
-    choices: Option<Vec<ChoiceView>>,
+    choices: Option<Choices>,
     #[serde(default)]
     usage: Option<Value>,
     #[serde(default)]
     error: Option<Shape>,
     #[serde(default, rename = "type", borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
+    kind: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    object: Option<std::borrow::Cow<'a, str>>,
+    object: Option<JsonStr<'a>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -220,26 +220,67 @@ fn classify_plain_chunk(data: &str) -> Option<StreamEvent> {
         return None;
     }
     let view: ChunkView<'_> = serde_json::from_str(data).ok()?;
-    if crate::body::may_be_error(view.error, view.kind.as_deref(), view.object.as_deref()) {
+    if crate::body::may_be_error(
+        view.error,
+        view.kind.as_ref().map(JsonStr::as_str),
+        view.object.as_ref().map(JsonStr::as_str),
+    ) {
         return None;
     }
     let choices = view.choices.unwrap_or_default();
-    let finished = choices.iter().any(|choice| match choice.finish_reason {
-        None | Some(Shape::Null) => false,
-        // Some compatible servers send "" on every chunk.
-        Some(Shape::Text { empty }) => !empty,
-        Some(_) => true,
-    });
-    let content = choices
-        .iter()
-        .any(|choice| matches!(choice.delta, Some(Shape::Object { any_says: true, .. })));
     let usage = view.usage.as_ref().and_then(usage_from_object);
     Some(StreamEvent::Chunk {
-        usage_only: choices.is_empty() && usage.is_some(),
+        usage_only: choices.count == 0 && usage.is_some(),
         usage,
-        finished,
-        content,
+        finished: choices.finished,
+        content: choices.content,
     })
+}
+
+/// What classification needs of `choices`, read choice by choice without keeping them (a
+/// vector of them was an allocation per chunk).
+#[derive(Default)]
+struct Choices {
+    count: usize,
+    /// A choice has a finish reason.
+    finished: bool,
+    /// A choice's delta says something.
+    content: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for Choices {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ChoicesVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for ChoicesVisitor {
+            type Value = Choices;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of choices")
+            }
+
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Choices, S::Error> {
+                let mut choices = Choices::default();
+                while let Some(choice) = seq.next_element::<ChoiceView>()? {
+                    choices.count += 1;
+                    choices.finished |= match choice.finish_reason {
+                        None | Some(Shape::Null) => false,
+                        // Some compatible servers send "" on every chunk.
+                        Some(Shape::Text { empty }) => !empty,
+                        Some(_) => true,
+                    };
+                    choices.content |=
+                        matches!(choice.delta, Some(Shape::Object { any_says: true, .. }));
+                }
+                Ok(choices)
+            }
+        }
+
+        deserializer.deserialize_seq(ChoicesVisitor)
+    }
 }
 
 /// Any chunk classified through its JSON tree.
