@@ -230,6 +230,11 @@ pub fn fixed_text(name: &'static str) -> Text {
     })
 }
 
+/// A text column's value for a statement sea-query builds (the rare upsert path).
+fn text_value(text: Option<&str>) -> Value {
+    text.map(str::to_owned).into()
+}
+
 /// One attempt (candidate × retry) of a request, as a full row; a later row for the same
 /// `(request_id, candidate_index, retry_index)` replaces an earlier one.
 #[derive(Debug, Clone, PartialEq)]
@@ -317,35 +322,23 @@ impl AttemptRow {
     fn values(&self) -> Vec<(request_attempt::Column, Value)> {
         use request_attempt::Column as C;
         vec![
-            (C::RequestId, self.request_id.to_string().into()),
+            (C::RequestId, text_value(Some(&self.request_id))),
             (C::CandidateIndex, self.candidate_index.into()),
             (C::RetryIndex, self.retry_index.into()),
-            (C::UserId, self.user_id.as_deref().map(str::to_owned).into()),
-            (
-                C::GatewayKeyId,
-                self.gateway_key_id.as_deref().map(str::to_owned).into(),
-            ),
-            (C::ProviderId, Some(self.provider_id.to_string()).into()),
-            (C::EndpointId, Some(self.endpoint_id.to_string()).into()),
+            (C::UserId, text_value(self.user_id.as_deref())),
+            (C::GatewayKeyId, text_value(self.gateway_key_id.as_deref())),
+            (C::ProviderId, text_value(Some(&self.provider_id))),
+            (C::EndpointId, text_value(Some(&self.endpoint_id))),
             (
                 C::ProviderKeyId,
-                self.provider_key_id.as_deref().map(str::to_owned).into(),
+                text_value(self.provider_key_id.as_deref()),
             ),
             (C::Status, self.status.as_str().into()),
-            (
-                C::SkipReason,
-                self.skip_reason.as_deref().map(str::to_owned).into(),
-            ),
+            (C::SkipReason, text_value(self.skip_reason.as_deref())),
             (C::IsCached, self.is_cached.into()),
             (C::StatusCode, self.status_code.into()),
-            (
-                C::ErrorType,
-                self.error_type.as_deref().map(str::to_owned).into(),
-            ),
-            (
-                C::ErrorMessage,
-                self.error_message.as_deref().map(str::to_owned).into(),
-            ),
+            (C::ErrorType, text_value(self.error_type.as_deref())),
+            (C::ErrorMessage, text_value(self.error_message.as_deref())),
             (C::LatencyMs, self.latency_ms.into()),
             (C::ConcurrentRequests, self.concurrent_requests.into()),
             (
@@ -528,54 +521,36 @@ impl UsageRow {
     fn values(&self) -> Vec<(usage::Column, Value)> {
         use usage::Column as C;
         vec![
-            (C::RequestId, self.request_id.to_string().into()),
+            (C::RequestId, text_value(Some(&self.request_id))),
             (
                 C::ClientRequestId,
-                self.client_request_id.as_deref().map(str::to_owned).into(),
+                text_value(self.client_request_id.as_deref()),
             ),
-            (C::UserId, self.user_id.as_deref().map(str::to_owned).into()),
-            (
-                C::GatewayKeyId,
-                self.gateway_key_id.as_deref().map(str::to_owned).into(),
-            ),
-            (
-                C::ProviderName,
-                self.provider_name.as_deref().map(str::to_owned).into(),
-            ),
-            (
-                C::ProviderId,
-                self.provider_id.as_deref().map(str::to_owned).into(),
-            ),
-            (
-                C::EndpointId,
-                self.endpoint_id.as_deref().map(str::to_owned).into(),
-            ),
+            (C::UserId, text_value(self.user_id.as_deref())),
+            (C::GatewayKeyId, text_value(self.gateway_key_id.as_deref())),
+            (C::ProviderName, text_value(self.provider_name.as_deref())),
+            (C::ProviderId, text_value(self.provider_id.as_deref())),
+            (C::EndpointId, text_value(self.endpoint_id.as_deref())),
             (
                 C::ProviderKeyId,
-                self.provider_key_id.as_deref().map(str::to_owned).into(),
+                text_value(self.provider_key_id.as_deref()),
             ),
-            (C::Model, self.model.to_string().into()),
-            (
-                C::TargetModel,
-                self.target_model.as_deref().map(str::to_owned).into(),
-            ),
+            (C::Model, text_value(Some(&self.model))),
+            (C::TargetModel, text_value(self.target_model.as_deref())),
             (
                 C::GlobalModelId,
-                self.global_model_id.as_deref().map(str::to_owned).into(),
+                text_value(self.global_model_id.as_deref()),
             ),
-            (C::ApiFormat, self.api_format.to_string().into()),
+            (C::ApiFormat, text_value(Some(&self.api_format))),
             (
                 C::UpstreamFormat,
-                self.upstream_format.as_deref().map(str::to_owned).into(),
+                text_value(self.upstream_format.as_deref()),
             ),
-            (C::RequestType, self.request_type.to_string().into()),
+            (C::RequestType, text_value(Some(&self.request_type))),
             (C::IsStream, self.is_stream.into()),
             (C::Status, self.status.as_str().into()),
             (C::StatusCode, self.status_code.into()),
-            (
-                C::ErrorMessage,
-                self.error_message.as_deref().map(str::to_owned).into(),
-            ),
+            (C::ErrorMessage, text_value(self.error_message.as_deref())),
             (C::InputTokens, self.input_tokens.into()),
             (C::OutputTokens, self.output_tokens.into()),
             (C::TotalTokens, self.total_tokens.into()),
