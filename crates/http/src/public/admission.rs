@@ -204,9 +204,13 @@ pub fn forwarded_headers(req: &HttpRequest) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The most a request buffer is sized to before its bytes arrive: a client announcing a body
+/// near the limit and sending nothing must not hold that much memory for it.
+const PRESIZED_BODY_BYTES: usize = 1 << 20;
+
 /// Reads the body up to the limit; a larger one is refused with 413 without reading it all.
-/// The buffer is sized from `Content-Length` (within the limit) up front, so a large body is
-/// copied once instead of once per doubling of the buffer.
+/// The buffer is sized from `Content-Length` up front (up to [`PRESIZED_BODY_BYTES`]), so a
+/// usual body is copied once instead of once per doubling of the buffer.
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
@@ -218,7 +222,7 @@ pub async fn read_body(
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         .unwrap_or(0);
-    let mut body = web::BytesMut::with_capacity(announced.min(limit));
+    let mut body = web::BytesMut::with_capacity(announced.min(limit).min(PRESIZED_BODY_BYTES));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             error_response(
