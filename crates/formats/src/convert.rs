@@ -33,12 +33,8 @@ pub fn native_body(req: &ClientRequest, upstream_model: &str) -> Bytes {
 /// The body with its `model` set to `model` (added when the client sent none).
 fn with_model(body: &RequestBody, model: &str) -> Bytes {
     let model = to_bytes(&model);
-    let append: &[(&str, &[u8])] = if body.contains_key("model") {
-        &[]
-    } else {
-        &[("model", &model)]
-    };
-    body.rewrite(|name| (name == "model").then_some(&model[..]), append)
+    let missing = (!body.contains_key("model")).then_some(("model", &model[..]));
+    body.rewrite(|name| (name == "model").then_some(&model[..]), missing)
 }
 
 /// The client's request in the neutral model.

@@ -135,10 +135,10 @@ impl RequestBody {
     /// gives for its member's name; then `append`'s members, each a name and a value's JSON
     /// text. Names are written as received.
     #[must_use]
-    pub fn rewrite<'r>(
+    pub fn rewrite<'r, 'a>(
         &self,
         replace: impl Fn(&str) -> Option<&'r [u8]>,
-        append: &[(&str, &[u8])],
+        append: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Bytes {
         let mut out = Vec::with_capacity(self.raw.len() + 64);
         out.push(b'{');
@@ -347,7 +347,7 @@ mod tests {
         );
         let out = body.rewrite(
             |name| (name == "model").then_some(&br#""b""#[..]),
-            &[("stream_options", br#"{"include_usage":true}"#)],
+            [("stream_options", &br#"{"include_usage":true}"#[..])],
         );
         assert_eq!(
             std::str::from_utf8(&out).expect("utf-8"),
@@ -362,7 +362,7 @@ mod tests {
         assert_eq!(body.raw("a"), Some("3"));
         assert_eq!(body.raw("b"), Some("4"));
         assert_eq!(
-            serde_json::from_slice::<Value>(&body.rewrite(|_| None, &[])).expect("JSON"),
+            serde_json::from_slice::<Value>(&body.rewrite(|_| None, [])).expect("JSON"),
             json!({"a": 3, "b": 4})
         );
     }
@@ -390,7 +390,7 @@ mod tests {
         let body = parse(r#"{"mo\u0064el":"x","quo\"te":1}"#);
         assert_eq!(body.raw("model"), Some(r#""x""#));
         assert_eq!(body.raw("quo\"te"), Some("1"));
-        let rewritten: Value = serde_json::from_slice(&body.rewrite(|_| None, &[])).expect("JSON");
+        let rewritten: Value = serde_json::from_slice(&body.rewrite(|_| None, [])).expect("JSON");
         assert_eq!(rewritten, json!({"model": "x", "quo\"te": 1}));
     }
 

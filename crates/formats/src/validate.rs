@@ -3,7 +3,6 @@
 //! `is required` (absent or `null`), `must not be empty`, `must be a …`, with the field named as
 //! a path in the [`RequestError`].
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -39,15 +38,6 @@ fn kind_of(text: &[u8]) -> Kind {
         Some(b'{') => Kind::Object,
         _ => Kind::Number,
     }
-}
-
-/// The request body as a JSON object.
-///
-/// # Errors
-/// With an empty field: the parser's message (with line and column) for a body that is not
-/// JSON, or "the request body must be a JSON object".
-pub(crate) fn json_object(raw: Bytes) -> Result<RequestBody, RequestError> {
-    RequestBody::parse(raw)
 }
 
 /// The string at `key`, which must be present and not blank (`model`).

@@ -25,9 +25,10 @@ use crate::body::is_error_object;
 use crate::dialect::{ClientRequest, Dialect, token_count};
 pub use crate::dialect::{RequestError, StreamEvent};
 use crate::error_body::{error_body_from_json, parse_error_body};
+use crate::request_body::RequestBody;
 use crate::sse::SseEvent;
 use crate::usage::Usage;
-use crate::validate::{json_object, messages_with_roles, optional_body_bool, required_string};
+use crate::validate::{messages_with_roles, optional_body_bool, required_string};
 
 /// A validated Messages request.
 pub type MessagesRequest = ClientRequest;
@@ -41,7 +42,7 @@ pub type MessagesRequest = ClientRequest;
 /// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
 /// field is empty and the message is the parser's (with line and column).
 pub fn parse_request(raw: impl Into<Bytes>) -> Result<MessagesRequest, RequestError> {
-    let body = json_object(raw.into())?;
+    let body = RequestBody::parse(raw.into())?;
     let model = required_string(&body, "model")?;
     messages_with_roles(&body)?;
     match body.raw("max_tokens") {

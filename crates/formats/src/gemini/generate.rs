@@ -25,9 +25,10 @@ use std::borrow::Cow;
 
 use crate::dialect::{ClientRequest, Dialect, token_count, untyped_event_object};
 pub use crate::dialect::{RequestError, StreamEvent};
+use crate::request_body::RequestBody;
 use crate::sse::SseEvent;
 use crate::usage::Usage;
-use crate::validate::{Kind, json_object, kind, required_array};
+use crate::validate::{Kind, kind, required_array};
 
 /// A validated `generateContent` request.
 pub type GenerateRequest = ClientRequest;
@@ -74,7 +75,7 @@ pub fn parse_request(
     if model.trim().is_empty() {
         return Err(RequestError::new("model", "must not be empty"));
     }
-    let body = json_object(raw.into())?;
+    let body = RequestBody::parse(raw.into())?;
     for (i, content) in required_array(&body, "contents")?.iter().enumerate() {
         validate_content(content.get(), i)?;
     }

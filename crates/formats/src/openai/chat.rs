@@ -22,9 +22,7 @@ use crate::request_body::RequestBody;
 use crate::shape::{JsonStr, Shape};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
-use crate::validate::{
-    json_object, messages_with_roles, optional_body_bool, optional_bool, required_string,
-};
+use crate::validate::{messages_with_roles, optional_body_bool, optional_bool, required_string};
 
 /// A validated Chat Completions request.
 pub type ChatRequest = ClientRequest;
@@ -35,7 +33,7 @@ pub type ChatRequest = ClientRequest;
 /// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
 /// field is empty and the message is the parser's (with line and column).
 pub fn parse_request(raw: impl Into<Bytes>) -> Result<ChatRequest, RequestError> {
-    let body = json_object(raw.into())?;
+    let body = RequestBody::parse(raw.into())?;
     let model = required_string(&body, "model")?;
 
     messages_with_roles(&body)?;
@@ -82,22 +80,18 @@ pub fn upstream_body(req: &ChatRequest, upstream_model: &str) -> Bytes {
         let client = stream_options(body).ok().flatten();
         json_text(&StreamOptions(client.as_ref()))
     });
-    let mut append: Vec<(&str, &[u8])> = Vec::new();
-    if !body.contains_key("model") {
-        append.push(("model", &model));
-    }
-    if let Some(options) = &options
-        && !body.contains_key("stream_options")
-    {
-        append.push(("stream_options", options));
-    }
+    let missing_model = (!body.contains_key("model")).then_some(("model", model.as_slice()));
+    let missing_options = options
+        .as_deref()
+        .filter(|_| !body.contains_key("stream_options"))
+        .map(|options| ("stream_options", options));
     body.rewrite(
         |name| match name {
             "model" => Some(model.as_slice()),
             "stream_options" => options.as_deref(),
             _ => None,
         },
-        &append,
+        missing_model.into_iter().chain(missing_options),
     )
 }
 

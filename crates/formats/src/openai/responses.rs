@@ -24,9 +24,10 @@ use crate::body::is_error_object;
 use crate::dialect::{ClientRequest, Dialect, token_count};
 pub use crate::dialect::{RequestError, StreamEvent};
 use crate::error_body::{error_body_from_json, parse_error_body};
+use crate::request_body::RequestBody;
 use crate::sse::SseEvent;
 use crate::usage::Usage;
-use crate::validate::{Kind, array_items, json_object, kind, optional_body_bool, required_string};
+use crate::validate::{Kind, array_items, kind, optional_body_bool, required_string};
 
 /// A validated Responses request.
 pub type ResponsesRequest = ClientRequest;
@@ -37,7 +38,7 @@ pub type ResponsesRequest = ClientRequest;
 /// A [`RequestError`] naming the first field that is wrong; for a body that is not JSON the
 /// field is empty and the message is the parser's (with line and column).
 pub fn parse_request(raw: impl Into<Bytes>) -> Result<ResponsesRequest, RequestError> {
-    let body = json_object(raw.into())?;
+    let body = RequestBody::parse(raw.into())?;
     let model = required_string(&body, "model")?;
 
     validate_input(body.raw("input"))?;
