@@ -72,6 +72,7 @@ async fn status(state: web::Data<AppState>) -> HttpResponse {
         },
         "slots": {
             "granted": load(&system.slot_counters.granted),
+            "handed_over": load(&system.slot_counters.handed_over),
             "denied": load(&system.slot_counters.denied),
             "waited": load(&system.slot_counters.waited),
             "wait_timeouts": load(&system.slot_counters.wait_timeouts),
@@ -145,6 +146,11 @@ fn render_metrics(system: &ActorSystem) -> String {
         "switchyard_slots_granted_total",
         "Concurrency leases granted.",
         load(&s.granted),
+    );
+    counter(
+        "switchyard_slots_handed_over_total",
+        "Attempts served by a slot the worker's previous request on the key left behind.",
+        load(&s.handed_over),
     );
     counter(
         "switchyard_slots_denied_total",

@@ -322,55 +322,62 @@ impl Looper<'_> {
                 wait,
             };
             let slots = system.slots.pick(&key.id);
-            let asked = crate::slots::outbox::acquire(
-                slots,
-                request.clone(),
-                config.actor_timeout + wait.unwrap_or_default(),
-            );
-            // A client that leaves while queued for a slot stops waiting at once; KeySlots
-            // skips (or gives back) the slot of a waiter nobody listens to any more. Without a
-            // wait the answer is immediate: no need to watch.
-            let answer = if wait.is_some() {
-                tokio::select! {
-                    answer = asked => answer,
-                    () = self.client.gone() => {
-                        slots.tell(CancelWait {
-                            key_id: key.id.clone(),
-                            endpoint_id: endpoint.id.clone(),
-                            lease_id: request.lease_id.clone(),
-                        });
-                        self.release_probe(&key.id, probe);
-                        return self.client_left(&serving);
-                    }
-                }
-            } else {
-                asked.await
-            };
-            let granted = match answer {
-                Ok(Ok(granted)) => granted,
-                Ok(Err(denied)) => {
-                    self.release_probe(&key.id, probe);
-                    self.skip(index, candidate, retry, denied.reason());
-                    match &denied {
-                        Denied::KeyFull { .. }
-                        | Denied::EndpointFull { .. }
-                        | Denied::QueueFull => {
-                            tally.capacity_denied.push(index);
+            // A slot this worker's previous request on the key left behind, or one from KeySlots.
+            let handed_over = crate::slots::handover::take(slots, &request);
+            let mut lease = match handed_over {
+                Some(lease) => lease,
+                None => {
+                    let asked = crate::slots::outbox::acquire(
+                        slots,
+                        request.clone(),
+                        config.actor_timeout + wait.unwrap_or_default(),
+                    );
+                    // A client that leaves while queued for a slot stops waiting at once; KeySlots
+                    // skips (or gives back) the slot of a waiter nobody listens to any more. Without a
+                    // wait the answer is immediate: no need to watch.
+                    let answer = if wait.is_some() {
+                        tokio::select! {
+                            answer = asked => answer,
+                            () = self.client.gone() => {
+                                slots.tell(CancelWait {
+                                    key_id: key.id.clone(),
+                                    endpoint_id: endpoint.id.clone(),
+                                    lease_id: request.lease_id.clone(),
+                                });
+                                self.release_probe(&key.id, probe);
+                                return self.client_left(&serving);
+                            }
                         }
-                        Denied::Rpm { retry_at } | Denied::Cooling { until: retry_at } => {
-                            tally.throttled(*retry_at);
+                    } else {
+                        asked.await
+                    };
+                    let granted = match answer {
+                        Ok(Ok(granted)) => granted,
+                        Ok(Err(denied)) => {
+                            self.release_probe(&key.id, probe);
+                            self.skip(index, candidate, retry, denied.reason());
+                            match &denied {
+                                Denied::KeyFull { .. }
+                                | Denied::EndpointFull { .. }
+                                | Denied::QueueFull => {
+                                    tally.capacity_denied.push(index);
+                                }
+                                Denied::Rpm { retry_at } | Denied::Cooling { until: retry_at } => {
+                                    tally.throttled(*retry_at);
+                                }
+                                Denied::Unavailable(e) => tally.last_cause = Some(e.clone()),
+                            }
+                            return Step::Next;
                         }
-                        Denied::Unavailable(e) => tally.last_cause = Some(e.clone()),
-                    }
-                    return Step::Next;
-                }
-                Err(e) => {
-                    self.release_probe(&key.id, probe);
-                    tally.last_cause = Some(e.to_string());
-                    return Step::Next;
+                        Err(e) => {
+                            self.release_probe(&key.id, probe);
+                            tally.last_cause = Some(e.to_string());
+                            return Step::Next;
+                        }
+                    };
+                    KeySlots::lease(slots, &request, granted)
                 }
             };
-            let mut lease = KeySlots::lease(slots, &request, granted);
             tally.attempts += 1;
             system.counters.attempts.fetch_add(1, Ordering::Relaxed);
             if tally.attempts > 1 {

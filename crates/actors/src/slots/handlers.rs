@@ -1,6 +1,7 @@
 //! KeySlots handlers and the waiting queue.
 
 use super::backends::Backends;
+use super::handover::Slot;
 use super::messages::*;
 use super::{KeyEntry, KeySlots, Lease};
 use crate::handle::Handle;
@@ -237,25 +238,28 @@ impl KeySlots {
 
     /// Wraps a grant in a lease that releases on drop.
     pub fn lease(slots: &Handle<KeySlots>, req: &AcquireSlot, granted: Granted) -> Lease {
-        Lease {
-            slots: slots.clone(),
-            key_id: req.key_id.clone(),
-            endpoint_id: req.endpoint_id.clone(),
-            lease_id: req.lease_id.clone(),
-            in_flight: granted.in_flight,
-            granted_at: Instant::now(),
-            observed: None,
-            health: None,
-        }
+        let slot = Slot::granted(slots, req, granted.in_flight, granted.handover);
+        Lease::new(slot, false)
     }
 }
 
 /// Takes the lease, then the RPM slot (giving the lease back if the minute is spent).
 async fn execute(state: Backends, plan: Plan) -> SlotResult {
     let lease = &plan.lease;
+    // At most half full, the slot may stay with its worker for a moment when its request ends
+    // (see `slots::handover`) without pushing anyone else over a limit.
+    let spare = |in_flight: u32, limit: Option<u32>| {
+        limit.is_none_or(|limit| in_flight.saturating_mul(2) <= limit)
+    };
     let granted = match state.acquire(lease).await {
-        Ok(LeaseOutcome::Granted { key_in_flight, .. }) => Granted {
+        Ok(LeaseOutcome::Granted {
+            key_in_flight,
+            endpoint_in_flight,
+        }) => Granted {
             in_flight: key_in_flight,
+            handover: plan.rpm_limit.is_none()
+                && spare(key_in_flight, plan.key_limit)
+                && spare(endpoint_in_flight, lease.endpoint_limit),
         },
         Ok(LeaseOutcome::KeyFull { in_flight }) => {
             return Err(Denied::KeyFull {
@@ -401,6 +405,14 @@ impl KeySlots {
         // Per HealthMonitor shard, the outcomes to hand on: one message each.
         let mut outcomes: Vec<(Handle<HealthMonitor>, Vec<Outcome>)> = Vec::new();
         for release in &mut releases {
+            if release.handed_over {
+                // A request KeySlots did not see: count it like a grant.
+                self.counters.handed_over.fetch_add(1, Ordering::Relaxed);
+                self.keys
+                    .entry(release.key_id.clone())
+                    .or_default()
+                    .requests += 1;
+            }
             if let Some(observed) = release.observed.take() {
                 self.observe(observed, ctx);
             }
@@ -414,6 +426,11 @@ impl KeySlots {
         }
         for (shard, batch) in outcomes {
             shard.tell(Outcomes(batch));
+        }
+        // A kept slot stays in flight: its worker hands it on or gives it back later.
+        releases.retain(|release| !release.kept);
+        if releases.is_empty() {
+            return;
         }
         let state = self.backends.clone();
         ctx.spawn(

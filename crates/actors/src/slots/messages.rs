@@ -49,6 +49,9 @@ impl Message for AcquireSlots {
 pub struct Granted {
     /// Key in-flight count with this lease.
     pub in_flight: u32,
+    /// The key and endpoint have room to spare and no RPM limit: the slot may be handed to the
+    /// worker's next request for the same key (see `slots::handover`).
+    pub handover: bool,
 }
 
 /// Why no slot was given.
@@ -123,6 +126,27 @@ pub struct ReleaseSlot {
     pub observed: Option<ObserveOutcome>,
     /// The attempt's health outcome, forwarded to the key's HealthMonitor shard.
     pub health: Option<crate::health::messages::Outcome>,
+    /// The worker keeps the slot for its next request (see `slots::handover`): apply what the
+    /// attempt taught, leave the lease in place.
+    pub kept: bool,
+    /// The attempt ran on a slot handed over on its worker, not granted by KeySlots: count it
+    /// as a request of the key.
+    pub handed_over: bool,
+}
+
+impl ReleaseSlot {
+    /// Gives a lease back, with nothing learned.
+    pub fn free(key_id: String, endpoint_id: String, lease_id: String) -> Self {
+        Self {
+            key_id,
+            endpoint_id,
+            lease_id,
+            observed: None,
+            health: None,
+            kept: false,
+            handed_over: false,
+        }
+    }
 }
 
 impl Message for ReleaseSlot {

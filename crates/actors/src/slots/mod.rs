@@ -8,17 +8,17 @@
 
 mod backends;
 mod handlers;
+pub(crate) mod handover;
 pub mod messages;
 pub(crate) mod outbox;
 
 use crate::config::RoutingConfig;
-use crate::handle::{Handle, Shards};
+use crate::handle::Shards;
 use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashSet};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Instant;
 use switchyard_core::adaptive::{AdaptiveConfig, AdaptiveState};
 use switchyard_store::Database;
 use switchyard_store::state::SharedState;
@@ -28,6 +28,8 @@ use switchyard_store::state::SharedState;
 pub struct SlotCounters {
     /// Leases granted.
     pub granted: AtomicU64,
+    /// Attempts served by a slot handed over from the worker's previous request.
+    pub handed_over: AtomicU64,
     /// Acquisitions refused (full, RPM, cooling, queue full).
     pub denied: AtomicU64,
     /// Requests that waited in the queue and got a slot.
@@ -133,21 +135,31 @@ impl actix::Actor for KeySlots {
 }
 
 /// A granted slot. Dropping it releases the slot, wherever the request ends: relayed body
-/// finished, client gone, error, panic.
+/// finished, client gone, error, panic — or, after a clean success on a key with room to spare,
+/// hands it to the worker's next request for that key (see [`handover`]).
 #[derive(Debug)]
 pub struct Lease {
-    slots: Handle<KeySlots>,
-    key_id: String,
-    endpoint_id: String,
-    lease_id: String,
+    /// `Some` until dropped.
+    slot: Option<handover::Slot>,
     /// Key in-flight count right after the grant (this lease included).
     pub in_flight: u32,
-    granted_at: Instant,
     observed: Option<messages::ObserveOutcome>,
     health: Option<crate::health::messages::Outcome>,
+    /// The slot came from the worker's previous request, not from KeySlots.
+    handed_over: bool,
 }
 
 impl Lease {
+    fn new(slot: handover::Slot, handed_over: bool) -> Self {
+        Self {
+            in_flight: slot.in_flight,
+            slot: Some(slot),
+            observed: None,
+            health: None,
+            handed_over,
+        }
+    }
+
     /// Notes the attempt's health outcome; KeySlots hands it to the key's HealthMonitor shard
     /// (on its own thread) with the release, so the request path sends one message, not two.
     pub fn report_health(&mut self, outcome: crate::health::messages::Outcome) {
@@ -159,23 +171,71 @@ impl Lease {
         self.observed = Some(outcome);
     }
 
-    /// How long the slot has been held.
-    pub fn held_for(&self) -> std::time::Duration {
-        self.granted_at.elapsed()
+    /// Whether the slot came from the worker's previous request instead of KeySlots.
+    pub fn handed_over(&self) -> bool {
+        self.handed_over
+    }
+
+    /// A clean success that taught nothing but a success: its slot may serve the next request.
+    fn clean_success(&self) -> bool {
+        use crate::health::messages::Outcome;
+        use switchyard_core::classify::HealthEffect;
+        matches!(
+            self.observed,
+            Some(messages::ObserveOutcome {
+                observed: messages::Observed::Success,
+                ..
+            })
+        ) && matches!(
+            self.health,
+            Some(Outcome {
+                effect: HealthEffect::Success,
+                probe: false,
+                ..
+            })
+        )
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        outbox::post(
-            &self.slots,
-            messages::ReleaseSlot {
-                key_id: std::mem::take(&mut self.key_id),
-                endpoint_id: std::mem::take(&mut self.endpoint_id),
-                lease_id: std::mem::take(&mut self.lease_id),
-                observed: self.observed.take(),
-                health: self.health.take(),
-            },
-        );
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        let keep = self.clean_success() && handover::can_keep(&slot);
+        let (observed, health) = (self.observed.take(), self.health.take());
+        let handed_over = self.handed_over;
+        if keep {
+            // Nothing waits on what the attempt taught: it goes with the thread's next batch.
+            let report = messages::ReleaseSlot {
+                key_id: slot.key_id.clone(),
+                endpoint_id: slot.endpoint_id.clone(),
+                lease_id: slot.lease_id.clone(),
+                observed,
+                health,
+                kept: true,
+                handed_over,
+            };
+            outbox::post_later(&slot.slots, report);
+            handover::keep(slot);
+        } else {
+            let handover::Slot {
+                slots,
+                key_id,
+                endpoint_id,
+                lease_id,
+                ..
+            } = slot;
+            let release = messages::ReleaseSlot {
+                key_id,
+                endpoint_id,
+                lease_id,
+                observed,
+                health,
+                kept: false,
+                handed_over,
+            };
+            outbox::post(&slots, release);
+        }
     }
 }

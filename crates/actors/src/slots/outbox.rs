@@ -9,6 +9,9 @@
 //!   message, whose answer is handed out to the requesters on this thread. The thread's pending
 //!   releases go first, so it never asks for a slot while holding back one it freed.
 //!
+//! - Releases that nothing waits on (what an attempt on a kept slot taught, slots given back by
+//!   the hand-over sweep, see `slots::handover`): they join the next batch, whenever it goes.
+//!
 //! Off an actor thread (or while the thread is being torn down) a message is sent at once.
 
 use super::KeySlots;
@@ -25,6 +28,9 @@ type Asked = (AcquireSlot, oneshot::Sender<Result<SlotResult, SendError>>);
 thread_local! {
     /// Per KeySlots shard, the releases not sent yet.
     static RELEASES: RefCell<Vec<(Handle<KeySlots>, Vec<ReleaseSlot>)>> =
+        const { RefCell::new(Vec::new()) };
+    /// Per KeySlots shard, the releases that go with the next batch.
+    static LATER: RefCell<Vec<(Handle<KeySlots>, Vec<ReleaseSlot>)>> =
         const { RefCell::new(Vec::new()) };
     /// Per KeySlots shard, the slot requests not sent yet.
     static ASKED: RefCell<Vec<(Handle<KeySlots>, Vec<Asked>)>> =
@@ -52,11 +58,46 @@ pub(crate) fn post(slots: &Handle<KeySlots>, release: ReleaseSlot) {
     }
 }
 
+/// Sends `release` with the next batch of this thread's releases for `slots`, whenever that goes
+/// (the caller sees to it that one does: see `slots::handover`).
+pub(crate) fn post_later(slots: &Handle<KeySlots>, release: ReleaseSlot) {
+    if actix::Arbiter::try_current().is_none() {
+        slots.tell(release);
+        return;
+    }
+    if let Err(release) = queue(&LATER, slots, release) {
+        slots.tell(release);
+    }
+}
+
 /// Sends this thread's pending releases for `slots` now.
 pub(crate) fn flush(slots: &Handle<KeySlots>) {
-    let releases = take_batch(&RELEASES, slots);
+    let mut releases = take_batch(&LATER, slots);
+    releases.append(&mut take_batch(&RELEASES, slots));
     if !releases.is_empty() {
         slots.tell(ReleaseSlots(releases));
+    }
+}
+
+/// Sends this thread's pending releases for every shard now.
+pub(crate) fn flush_all() {
+    let shards: Vec<Handle<KeySlots>> = [&LATER, &RELEASES]
+        .into_iter()
+        .flat_map(|batches| {
+            batches
+                .try_with(|batches| {
+                    batches
+                        .borrow()
+                        .iter()
+                        .filter(|(_, batch)| !batch.is_empty())
+                        .map(|(shard, _)| shard.clone())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    for shard in shards {
+        flush(&shard);
     }
 }
 
@@ -104,13 +145,11 @@ async fn send_asked(slots: &Handle<KeySlots>, timeout: Duration) {
         Ok(answers) => {
             for (reply, (request, result)) in replies.into_iter().zip(answers) {
                 if let Err(Ok(Ok(_))) = reply.send(Ok(result)) {
-                    slots.tell(ReleaseSlot {
-                        key_id: request.key_id,
-                        endpoint_id: request.endpoint_id,
-                        lease_id: request.lease_id,
-                        observed: None,
-                        health: None,
-                    });
+                    slots.tell(ReleaseSlot::free(
+                        request.key_id,
+                        request.endpoint_id,
+                        request.lease_id,
+                    ));
                 }
             }
         }
