@@ -422,6 +422,56 @@ async fn a_cache_warm_client_may_use_the_slot_reserved_for_it_and_no_more() {
 }
 
 #[tokio::test]
+async fn a_clients_next_request_runs_on_the_slot_its_last_one_left_and_an_idle_one_goes_back() {
+    let (gw, _db) = sqlite_gateway(&env(&[])).await;
+    let mock = Mock::start("upstream");
+    let k = secret("handover");
+    let s = setup(
+        &gw,
+        "gpt-test",
+        &[ProviderSpec::new("p", 10, mock.url())
+            .key(KeySpec::new("k", &k).with(json!({"max_concurrent": 8})))],
+    )
+    .await;
+    let key_id = s.keys["k"].clone();
+    // One kept-alive connection, so every request is served by the same HTTP worker.
+    let client = switchyard_tests::client();
+    const REQUESTS: u64 = 20;
+    for _ in 0..REQUESTS {
+        let response = client
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(&s.gateway_key)
+            .json(&chat_body("gpt-test", false))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 200);
+        let _ = response.text().await;
+    }
+    // Every attempt ran on one slot: granted by KeySlots, or left on the worker by the request
+    // before it (what each attempt taught reaches KeySlots a few milliseconds later).
+    let counted = |slots: &Value, name: &str| slots[name].as_u64().unwrap_or(0);
+    let slots = eventually(Duration::from_secs(5), || async {
+        let slots = gateway_status(&gw).await["slots"].clone();
+        (counted(&slots, "granted") + counted(&slots, "handed_over") == REQUESTS).then_some(slots)
+    })
+    .await;
+    let slots = slots.unwrap_or_else(|| panic!("attempts and slots disagree"));
+    assert!(
+        counted(&slots, "handed_over") >= 1,
+        "no request took the slot its predecessor left: {slots}"
+    );
+    // The slot left by the last request goes back by itself.
+    assert!(
+        slots_reach(&gw, &key_id, 0).await,
+        "the kept slot was never given back"
+    );
+    let stats = mock.stats().await;
+    assert_eq!(stats["max_in_flight_by_key"][k.as_str()], 1, "{stats}");
+    assert_eq!(stats["by_key"][k.as_str()], REQUESTS, "{stats}");
+}
+
+#[tokio::test]
 async fn concurrency_429s_teach_a_key_its_limit_and_rpm_429s_do_not() {
     let (gw, _db) =
         sqlite_gateway(&env(&[("SWITCHYARD__ROUTING__DEFAULT_COOLDOWN_SECS", "1")])).await;
