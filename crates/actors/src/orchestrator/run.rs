@@ -7,7 +7,6 @@ use super::relay::{RelayOptions, RelayStream};
 use super::{ClientWatch, RequestContext};
 use crate::health::messages::{AcquireProbe, Outcome};
 use crate::scheduler::messages::{InvalidateAffinity, Resolve, SetAffinity};
-use crate::slots::KeySlots;
 use crate::slots::messages::{AcquireSlot, CancelWait, Denied, ObserveOutcome, Observed};
 use chrono::Utc;
 use std::borrow::Cow;
@@ -322,60 +321,52 @@ impl Looper<'_> {
                 wait,
             };
             let slots = system.slots.pick(&key.id);
-            // A slot this worker's previous request on the key left behind, or one from KeySlots.
-            let handed_over = crate::slots::handover::take(slots, &request);
-            let mut lease = match handed_over {
-                Some(lease) => lease,
-                None => {
-                    let asked = crate::slots::outbox::acquire(
-                        slots,
-                        request.clone(),
-                        config.actor_timeout + wait.unwrap_or_default(),
-                    );
-                    // A client that leaves while queued for a slot stops waiting at once; KeySlots
-                    // skips (or gives back) the slot of a waiter nobody listens to any more. Without a
-                    // wait the answer is immediate: no need to watch.
-                    let answer = if wait.is_some() {
-                        tokio::select! {
-                            answer = asked => answer,
-                            () = self.client.gone() => {
-                                slots.tell(CancelWait {
-                                    key_id: key.id.clone(),
-                                    endpoint_id: endpoint.id.clone(),
-                                    lease_id: request.lease_id.clone(),
-                                });
-                                self.release_probe(&key.id, probe);
-                                return self.client_left(&serving);
-                            }
+            let asked = crate::slots::lease_for(
+                slots,
+                &request,
+                config.actor_timeout + wait.unwrap_or_default(),
+            );
+            // A client that leaves while queued for a slot stops waiting at once; KeySlots
+            // skips (or gives back) the slot of a waiter nobody listens to any more. Without a
+            // wait the answer is immediate: no need to watch.
+            let answer = if wait.is_some() {
+                tokio::select! {
+                    answer = asked => answer,
+                    () = self.client.gone() => {
+                        slots.tell(CancelWait {
+                            key_id: key.id.clone(),
+                            endpoint_id: endpoint.id.clone(),
+                            lease_id: request.lease_id.clone(),
+                        });
+                        self.release_probe(&key.id, probe);
+                        return self.client_left(&serving);
+                    }
+                }
+            } else {
+                asked.await
+            };
+            let mut lease = match answer {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(denied)) => {
+                    self.release_probe(&key.id, probe);
+                    self.skip(index, candidate, retry, denied.reason());
+                    match &denied {
+                        Denied::KeyFull { .. }
+                        | Denied::EndpointFull { .. }
+                        | Denied::QueueFull => {
+                            tally.capacity_denied.push(index);
                         }
-                    } else {
-                        asked.await
-                    };
-                    let granted = match answer {
-                        Ok(Ok(granted)) => granted,
-                        Ok(Err(denied)) => {
-                            self.release_probe(&key.id, probe);
-                            self.skip(index, candidate, retry, denied.reason());
-                            match &denied {
-                                Denied::KeyFull { .. }
-                                | Denied::EndpointFull { .. }
-                                | Denied::QueueFull => {
-                                    tally.capacity_denied.push(index);
-                                }
-                                Denied::Rpm { retry_at } | Denied::Cooling { until: retry_at } => {
-                                    tally.throttled(*retry_at);
-                                }
-                                Denied::Unavailable(e) => tally.last_cause = Some(e.clone()),
-                            }
-                            return Step::Next;
+                        Denied::Rpm { retry_at } | Denied::Cooling { until: retry_at } => {
+                            tally.throttled(*retry_at);
                         }
-                        Err(e) => {
-                            self.release_probe(&key.id, probe);
-                            tally.last_cause = Some(e.to_string());
-                            return Step::Next;
-                        }
-                    };
-                    KeySlots::lease(slots, &request, granted)
+                        Denied::Unavailable(e) => tally.last_cause = Some(e.clone()),
+                    }
+                    return Step::Next;
+                }
+                Err(e) => {
+                    self.release_probe(&key.id, probe);
+                    tally.last_cause = Some(e.to_string());
+                    return Step::Next;
                 }
             };
             tally.attempts += 1;

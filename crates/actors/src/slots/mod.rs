@@ -13,7 +13,7 @@ pub mod messages;
 pub(crate) mod outbox;
 
 use crate::config::RoutingConfig;
-use crate::handle::Shards;
+use crate::handle::{Handle, Shards};
 use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashSet};
 use std::collections::VecDeque;
@@ -134,9 +134,23 @@ impl actix::Actor for KeySlots {
     }
 }
 
+/// A lease for `request`: the slot this thread's previous request on the key left, when it may
+/// serve this one (see `slots::handover`), or one KeySlots grants.
+pub async fn lease_for(
+    slots: &Handle<KeySlots>,
+    request: &messages::AcquireSlot,
+    timeout: std::time::Duration,
+) -> Result<Result<Lease, messages::Denied>, crate::handle::SendError> {
+    if let Some(lease) = handover::take(slots, request) {
+        return Ok(Ok(lease));
+    }
+    let answer = outbox::acquire(slots, request.clone(), timeout).await?;
+    Ok(answer.map(|granted| KeySlots::lease(slots, request, granted)))
+}
+
 /// A granted slot. Dropping it releases the slot, wherever the request ends: relayed body
 /// finished, client gone, error, panic — or, after a clean success on a key with room to spare,
-/// hands it to the worker's next request for that key (see [`handover`]).
+/// hands it to the worker's next request for that key (see `slots::handover`).
 #[derive(Debug)]
 pub struct Lease {
     /// `Some` until dropped.
