@@ -716,6 +716,38 @@ async fn the_recorder_writes_one_final_row_and_meters_its_mailbox() {
     db.finish().await;
 }
 
+#[actix_rt::test]
+async fn each_batch_writes_only_the_rows_that_arrived_since_the_last() {
+    let (system, db) = system(1).await;
+    let now = Utc::now();
+    for id in ["req-a", "req-b", "req-c", "req-d"] {
+        let tray = system.record_mail.pick(id);
+        tray.post(
+            finished(id, UsageStatus::Completed, 200, now),
+            "RequestFinished",
+        );
+        system
+            .recorder
+            .pick(id)
+            .ask(Flush, ASK)
+            .await
+            .expect("flushed");
+    }
+    let counted =
+        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        (
+            counted(&system.records.batches),
+            counted(&system.records.usage_rows)
+        ),
+        (4, 4),
+        "a batch wrote rows of an earlier one"
+    );
+    assert_eq!(stored_statuses(&db).await.len(), 4);
+    system.stop();
+    db.finish().await;
+}
+
 /// One provider key in the database (circuit states are stored only for keys there) and an
 /// actor system on it with one shard and no periodic write: every write is one asked for.
 async fn one_stored_key(db: &switchyard_store::testing::TestDb) -> (ActorSystem, String) {

@@ -877,7 +877,7 @@ async fn write_usage(
     txn: &mut Tx,
     winners: &[&UsageRow],
     report: &mut WriteReport,
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<HashSet<Text>, StoreError> {
     let mut became_final = HashSet::default();
     let Some(first) = winners.first() else {
         return Ok(became_final);
@@ -897,7 +897,7 @@ async fn write_usage(
             report.usage_written += chunk.len() as u64;
             for row in chunk.iter().filter(|r| r.status.is_final()) {
                 report.final_written += 1;
-                became_final.insert(row.request_id.to_string());
+                became_final.insert(row.request_id.clone());
             }
             continue;
         }
@@ -923,7 +923,7 @@ async fn write_usage(
                 .map_err(|_| build_error("RETURNING gave another number of columns"))?;
             if UsageStatus::parse(&status).is_some_and(UsageStatus::is_final) {
                 final_here += 1;
-                became_final.insert(request_id);
+                became_final.insert(Text::from(request_id));
             }
         }
         let final_in_chunk = chunk.iter().filter(|r| r.status.is_final()).count() as u64;
@@ -992,7 +992,7 @@ struct KeySpend {
 async fn apply_spend(
     txn: &mut Tx,
     deltas: &[SpendDelta],
-    became_final: &HashSet<String>,
+    became_final: &HashSet<Text>,
     report: &mut WriteReport,
 ) -> Result<(), StoreError> {
     // BTreeMaps: updates run in id order, a fixed lock order across concurrent batches.
