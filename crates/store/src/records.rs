@@ -55,9 +55,12 @@ use tx::{BindRow, Tx};
 /// Most rows in one multi-row statement. Statements come in a few fixed sizes (this one, then
 /// the powers of two below it for the rest of a batch), so each size is parsed once per
 /// connection and then served from the prepared-statement cache: with a statement per batch
-/// size, parsing thousands of placeholders every batch cost more than writing the rows. 64 rows
-/// of the widest table stay far below SQLite's 32 766 bind parameters.
-const MAX_ROWS_PER_STATEMENT: usize = 64;
+/// size, parsing thousands of placeholders every batch cost more than writing the rows. Each
+/// statement (with its savepoint) is a round trip to the database driver's thread: 256 rows
+/// rather than 64 cut a 1024-row batch from ~55 round trips to ~17 (in alternating runs ~5 %
+/// less gateway CPU per request, at concurrency 1 and 64 alike). 256 rows of the widest table
+/// (31 columns) stay far below SQLite's 32 766 bind parameters and PostgreSQL's 65 535.
+const MAX_ROWS_PER_STATEMENT: usize = 256;
 
 /// Where a request stands, as stored in `usage.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -771,7 +774,7 @@ fn transition_guard<S: Status>(
 
 /// Rows per multi-row statement for a table of `columns` columns.
 /// Splits `rows` into statements of [`MAX_ROWS_PER_STATEMENT`] rows, then of the powers of two
-/// that make up the remainder (largest first): at most seven statement shapes per table.
+/// that make up the remainder (largest first): at most nine statement shapes per table.
 fn fixed_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = rows;
     std::iter::from_fn(move || {
@@ -1091,10 +1094,10 @@ mod tests {
         assert_eq!(sizes(0), Vec::<usize>::new());
         assert_eq!(sizes(1), [1]);
         assert_eq!(sizes(7), [4, 2, 1]);
-        assert_eq!(sizes(64), [64]);
-        assert_eq!(sizes(200), [64, 64, 64, 8]);
+        assert_eq!(sizes(256), [256]);
+        assert_eq!(sizes(600), [256, 256, 64, 16, 8]);
         let shapes: HashSet<usize> = (0..1000).flat_map(sizes).collect();
-        assert_eq!(shapes.len(), 7, "{shapes:?}");
+        assert_eq!(shapes.len(), 9, "{shapes:?}");
     }
 
     #[test]

@@ -640,9 +640,9 @@ async fn a_thousand_rows_go_in_a_few_statements() {
         let report = write_batch(&t.db, &batch).await.expect("opened");
         let opened_in = started.elapsed();
         assert_eq!((report.usage_written, report.attempts_written), (n, n));
-        // Multi-row statements of at most 64 rows (then the powers of two of the rest) — never
-        // one per row: 17 per table here.
-        assert_eq!(report.statements, 2 * 17, "{report:?}");
+        // Multi-row statements of at most 256 rows (then the powers of two of the rest) —
+        // never one per row: 7 per table here (3 × 256, 128, 64, 32, 8).
+        assert_eq!(report.statements, 2 * 7, "{report:?}");
 
         let settled = Batch {
             usage: (0..n)
