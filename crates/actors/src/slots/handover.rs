@@ -187,13 +187,12 @@ fn sweep(now: Instant) -> bool {
     let (expired, left) = KEPT
         .try_with(|kept| {
             let mut kept = kept.borrow_mut();
-            let mut expired = Vec::new();
-            while kept
-                .first()
-                .is_some_and(|k| now.saturating_duration_since(k.since) >= HOLD)
-            {
-                expired.push(kept.remove(0).slot);
-            }
+            // Oldest first: the expired ones lead.
+            let unused = kept
+                .iter()
+                .take_while(|k| now.saturating_duration_since(k.since) >= HOLD)
+                .count();
+            let expired: Vec<Slot> = kept.drain(..unused).map(|k| k.slot).collect();
             (expired, !kept.is_empty())
         })
         .unwrap_or_default();
