@@ -457,6 +457,32 @@ mod tests {
     }
 
     #[actix_rt::test]
+    async fn slots_kept_by_a_thread_that_stops_go_back() {
+        let shard = shard();
+        let (slots, request) = (shard.slots.clone(), request("a", None));
+        let (kept_tx, kept_rx) = tokio::sync::oneshot::channel();
+        let worker = actix::Arbiter::new();
+        worker.spawn(async move {
+            let granted = outbox::acquire(&slots, request.clone(), ASK)
+                .await
+                .expect("answered")
+                .expect("granted");
+            let mut lease = KeySlots::lease(&slots, &request, granted);
+            ended(&mut lease, HealthEffect::Success);
+            drop(lease);
+            let _ = kept_tx.send(KEPT.with(|kept| kept.borrow().len()));
+            // Long before its first sweep.
+            actix::Arbiter::current().stop();
+        });
+        assert_eq!(kept_rx.await.expect("ran"), 1, "the slot was not kept");
+        shard
+            .eventually("a stopped thread's kept slot never went back", async |s| {
+                s.in_flight().await == 0
+            })
+            .await;
+    }
+
+    #[actix_rt::test]
     async fn a_slot_is_not_handed_on_past_its_age() {
         let shard = shard();
         let lease = shard.grant(&request("a", None)).await;
