@@ -34,8 +34,8 @@ enum Step {
 
 /// Runs one request to its settlement.
 pub async fn run(ctx: RequestContext, client: ClientWatch) -> Result<Settled, Failure> {
-    let system = ctx.system.clone();
-    let config = system.config.clone();
+    let system = &ctx.system;
+    let config = &system.config;
     let deadline = ctx.started + config.request_deadline;
     system.counters.requests.fetch_add(1, Ordering::Relaxed);
 
