@@ -10,6 +10,7 @@ use crate::health::messages::{Outcome, Outcomes};
 use crate::scheduler::messages::KeyCooling;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use foldhash::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use switchyard_core::adaptive::AdaptiveState;
@@ -34,6 +35,18 @@ struct Plan {
     rpm_limit: Option<u32>,
 }
 
+/// The entry of `key_id`, made when missing. Looked up by reference first: the ids are copied
+/// only for a key seen for the first time, not on every grant, release and outcome.
+fn key_entry<'a>(keys: &'a mut HashMap<String, KeyEntry>, key_id: &str) -> &'a mut KeyEntry {
+    if !keys.contains_key(key_id) {
+        keys.insert(key_id.to_owned(), KeyEntry::default());
+    }
+    match keys.get_mut(key_id) {
+        Some(entry) => entry,
+        None => unreachable!("inserted above"),
+    }
+}
+
 fn stats(entry: &KeyEntry) -> KeyStats {
     KeyStats {
         requests: entry.requests,
@@ -55,7 +68,7 @@ impl KeySlots {
             }
             self.cooldowns.remove(&req.key_id);
         }
-        let entry = self.keys.entry(req.key_id.clone()).or_default();
+        let entry = key_entry(&mut self.keys, &req.key_id);
         let limit = req.fixed_limit.or_else(|| entry.adaptive.limit());
         let key_limit = limit.map(|limit| {
             if req.cache_warm {
@@ -82,7 +95,7 @@ impl KeySlots {
 
     fn granted(&mut self, key_id: &str, granted: Granted) {
         self.counters.granted.fetch_add(1, Ordering::Relaxed);
-        let entry = self.keys.entry(key_id.to_owned()).or_default();
+        let entry = key_entry(&mut self.keys, key_id);
         entry.requests += 1;
         entry.last_in_flight = granted.in_flight;
     }
@@ -408,10 +421,7 @@ impl KeySlots {
             if release.handed_over {
                 // A request KeySlots did not see: count it like a grant.
                 self.counters.handed_over.fetch_add(1, Ordering::Relaxed);
-                self.keys
-                    .entry(release.key_id.clone())
-                    .or_default()
-                    .requests += 1;
+                key_entry(&mut self.keys, &release.key_id).requests += 1;
             }
             if let Some(observed) = release.observed.take() {
                 self.observe(observed, ctx);
@@ -506,7 +516,7 @@ impl KeySlots {
     /// Applies what an attempt taught: success samples, 429 counts, learned limits, cool-downs.
     fn observe(&mut self, msg: ObserveOutcome, ctx: &mut Context<Self>) {
         let adaptive = self.adaptive.clone();
-        let entry = self.keys.entry(msg.key_id.clone()).or_default();
+        let entry = key_entry(&mut self.keys, &msg.key_id);
         match msg.observed {
             Observed::Success => {
                 entry.successes += 1;
