@@ -64,7 +64,7 @@ impl Default for RoutingConfig {
             actor_timeout: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(900),
             record_batch: 1024,
-            record_flush: Duration::from_millis(100),
+            record_flush: Duration::from_millis(25),
             shards: 1,
             max_in_flight: 10_000,
             persist_every: Duration::from_secs(5),
