@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Load benchmark of the Switchyard gateway against the shared kit's yardsticks, in one run:
 #   direct   wrk → nginx mock                       (the floor)
-#   proxy    wrk → nginx proxy hop → nginx mock     (the bar: a minimal, well-tuned proxy)
+#   proxy    wrk → nginx proxy hop → nginx mock     (the bar: a minimal, well-tuned proxy; the
+#                                                    kit runs it in the mock's own process)
+#   proxy2   wrk → the same hop in its own nginx → nginx mock
+#                                                   (a proxy that, like the gateway, is a
+#                                                    process of its own)
 #   gateway  wrk → switchyard → nginx mock          (every request authenticated, routed,
 #                                                    slotted and recorded)
 # first non-streamed, then streamed (SSE), at each concurrency of CONCURRENCY_LIST. Prints every
 # WRKSUMMARY line, the gateway's /status mailbox figures and RSS after each mode, then one table
-# with rps, p50/p99 and the gateway/direct and gateway/proxy ratios. See bench/README.md.
+# with rps, p50/p99 and the gateway/direct, gateway/proxy and gateway/proxy2 ratios. See
+# bench/README.md.
 #
 #   bench/run.sh
 #
@@ -20,11 +25,12 @@
 #   BENCH_KIT         the shared kit (default: ../../shared/bench relative to this script)
 #   SWITCHYARD_BIN    use this gateway binary instead of building target/release/switchyard
 #   MOCK_PORT, PROXY_PORT, BENCH_RUN   passed to the kit's upstream.sh
+#   PROXY2_PORT       port of the hop in its own process (default 18082)
 #   KEEP_WORK=1       keep the temporary directory (gateway data, logs, /status JSON)
 #
 # Needs nginx, wrk and curl (Debian: apt-get install -y nginx wrk curl); jq is optional (for a
 # readable /status summary). Installs nothing. Loopback only. Everything it starts is stopped on
-# exit. Duration: about 12 × (SECONDS_PER_RUN + 2) s plus the release build.
+# exit. Duration: about 16 × (SECONDS_PER_RUN + 2) s plus the release build.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -72,11 +78,14 @@ export PROXY_PORT=${PROXY_PORT:-18081}
 export BENCH_RUN=${BENCH_RUN:-${TMPDIR:-/tmp}/switchyard-bench}
 mock=http://127.0.0.1:$MOCK_PORT
 proxy=http://127.0.0.1:$PROXY_PORT
+PROXY2_PORT=${PROXY2_PORT:-18082}
+proxy2=http://127.0.0.1:$PROXY2_PORT
 path=/v1/chat/completions
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench-run.XXXXXX")
 admin_token=bench-admin-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 kit_started=0
+proxy2_conf=""
 gateway_pid=""
 gateway_url=""
 gateway_key=""
@@ -99,6 +108,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_gateway
+  [ -z "$proxy2_conf" ] || nginx -c "$proxy2_conf" -s stop >/dev/null 2>&1 || true
   if [ "$kit_started" = 1 ]; then "$kit/upstream.sh" stop >/dev/null 2>&1 || true; fi
   if [ "${KEEP_WORK:-0}" = 1 ]; then echo "run.sh: kept $work" >&2; else rm -rf "$work"; fi
   exit "$rc"
@@ -115,6 +125,41 @@ else
   kit_started=1
   say "nginx mock $mock, proxy hop $proxy"
 fi
+
+# The kit's proxy hop shares the mock's one nginx worker: its requests cross no process
+# boundary that direct ones do not. The same hop in an nginx of its own crosses the two that
+# every request through the gateway crosses (client → proxy → mock and back).
+mkdir -p "$work/proxy2/tmp"
+cat >"$work/proxy2/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/proxy2/nginx.pid;
+error_log $work/proxy2/error.log warn;
+events { worker_connections 16384; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $work/proxy2/tmp/body;
+  proxy_temp_path $work/proxy2/tmp/proxy;
+  fastcgi_temp_path $work/proxy2/tmp/fastcgi;
+  uwsgi_temp_path $work/proxy2/tmp/uwsgi;
+  scgi_temp_path $work/proxy2/tmp/scgi;
+  client_max_body_size 8m;
+  keepalive_requests 1000000;
+  tcp_nodelay on;
+  upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 256; }
+  server {
+    listen 127.0.0.1:$PROXY2_PORT backlog=4096 reuseport;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+nginx -c "$work/proxy2/nginx.conf" || die "nginx for the separate proxy hop did not start (port $PROXY2_PORT busy?)"
+proxy2_conf=$work/proxy2/nginx.conf
+say "proxy hop in its own nginx $proxy2"
 
 # 2. The gateway binary.
 if [ -n "${SWITCHYARD_BIN:-}" ]; then
@@ -227,6 +272,7 @@ for mode in $MODES; do
   for conc in $CONCURRENCY_LIST; do
     measure "$mode" "$conc" direct "$mock$target_path" "Bearer sk-bench-1234"
     measure "$mode" "$conc" proxy "$proxy$target_path" "Bearer sk-bench-1234"
+    measure "$mode" "$conc" proxy2 "$proxy2$target_path" "Bearer sk-bench-1234"
     measure "$mode" "$conc" gateway "$gateway_url$path" "Bearer $gateway_key"
   done
   report_gateway "$mode"
@@ -241,7 +287,7 @@ say "results (SECONDS_PER_RUN=$SECONDS_PER_RUN, gateway workers=$GATEWAY_WORKERS
 printf '%-6s %5s  %-8s %12s %9s %9s %7s\n' mode conc target rps p50_ms p99_ms errors
 for mode in $MODES; do
   for conc in $CONCURRENCY_LIST; do
-    for target in direct proxy gateway; do
+    for target in direct proxy proxy2 gateway; do
       k=$mode/$conc/$target
       printf '%-6s %5s  %-8s %12s %9s %9s %7s\n' "$mode" "$conc" "$target" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${ERRS[$k]}"
       [ "${ERRS[$k]}" = 0 ] || errors=1
@@ -249,12 +295,16 @@ for mode in $MODES; do
   done
 done
 echo
-printf '%-6s %5s  %10s %10s %13s %13s  %s\n' mode conc gw/direct gw/proxy "p99+ direct" "p99+ proxy" bar
+# Beside the bar, what the hop in its own process costs: its throughput next to the gateway's, and
+# the p99 it adds to the direct run's itself.
+printf '%-6s %5s  %10s %10s %10s %13s %13s %14s  %s\n' mode conc gw/direct gw/proxy gw/proxy2 \
+  "p99+ direct" "p99+ proxy" "proxy2 p99+" bar
 for mode in $MODES; do
   for conc in $CONCURRENCY_LIST; do
     awk -v mode="$mode" -v conc="$conc" \
         -v dr="${RPS[$mode/$conc/direct]}" -v pr="${RPS[$mode/$conc/proxy]}" -v gr="${RPS[$mode/$conc/gateway]}" \
-        -v d99="${P99[$mode/$conc/direct]}" -v p99="${P99[$mode/$conc/proxy]}" -v g99="${P99[$mode/$conc/gateway]}" '
+        -v d99="${P99[$mode/$conc/direct]}" -v p99="${P99[$mode/$conc/proxy]}" -v g99="${P99[$mode/$conc/gateway]}" \
+        -v qr="${RPS[$mode/$conc/proxy2]}" -v q99="${P99[$mode/$conc/proxy2]}" '
       function num(x) { return x ~ /^[0-9.]+$/ }
       function ratio(a, b) { return (num(a) && num(b) && b > 0) ? sprintf("%.2f", a / b) : "n/a" }
       function added(g, d) { return (num(g) && num(d)) ? sprintf("%+.3f ms", g - d) : "n/a" }
@@ -270,8 +320,8 @@ for mode in $MODES; do
           bar = (g99 - d99 < 0.1) ? "ok: added p99 < 0.1 ms" : "MISSED: added p99 >= 0.1 ms"
         else if (conc == 64 && num(gr) && num(pr) && pr > 0)
           bar = (gr / pr >= 0.5) ? "ok: >= 0.5x proxy rps" : "MISSED: < 0.5x proxy rps"
-        printf "%-6s %5s  %10s %10s %13s %13s  %s\n", mode, conc, ratio(gr, dr), ratio(gr, pr),
-               added(g99, d99), added(g99, p99), bar
+        printf "%-6s %5s  %10s %10s %10s %13s %13s %14s  %s\n", mode, conc, ratio(gr, dr), ratio(gr, pr),
+               ratio(gr, qr), added(g99, d99), added(g99, p99), added(q99, d99), bar
       }'
   done
 done
