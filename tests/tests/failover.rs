@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use switchyard_tests::{
     Gateway, KeySpec, Mock, ProviderSpec, attempt_rows, chat, chat_body, client, closed_port_url,
-    eventually, pair, request_id, secret, send, setup, slots_reach, sqlite_gateway, trace, tried,
+    eventually, gateway_status, pair, request_id, secret, send, setup, slots_reach, sqlite_gateway,
+    trace, tried,
 };
 
 fn json_body(text: &str) -> Value {
@@ -1046,6 +1047,13 @@ async fn bad_input_is_refused_in_the_openai_envelope_before_any_upstream_call() 
     let (status, answer) = send(client().post(&url).bearer_auth("sk-sy-wrong").json(&body)).await;
     assert_eq!(status, 401, "{answer}");
     envelope(&answer.to_string());
+    let (status, answer) = send(
+        client()
+            .get(gw.url("/v1/models"))
+            .bearer_auth("sk-sy-wrong"),
+    )
+    .await;
+    assert_eq!(status, 401, "{answer}");
 
     let (status, answer) = send(
         client()
@@ -1086,6 +1094,80 @@ async fn bad_input_is_refused_in_the_openai_envelope_before_any_upstream_call() 
         0,
         "refused input reached the upstream"
     );
+    // Each refusal is counted under its reason (the 401s, the model list's too, are recorded
+    // nowhere else).
+    let refused = &gateway_status(&gw).await["requests"]["refused"];
+    assert_eq!(
+        refused,
+        &json!({"unauthorized": 3, "quota_exceeded": 0, "overloaded": 0,
+                "body_refused": 1, "invalid_request": 2}),
+    );
+    let metrics = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for line in [
+        r#"switchyard_requests_refused_total{reason="unauthorized"} 3"#,
+        r#"switchyard_requests_refused_total{reason="body_refused"} 1"#,
+        r#"switchyard_requests_refused_total{reason="invalid_request"} 2"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn past_the_in_flight_limit_a_request_gets_503_with_retry_after_and_is_recorded() {
+    let (gw, _db) = sqlite_gateway(&[("SWITCHYARD__ROUTING__MAX_IN_FLIGHT", "1")]).await;
+    let mock = Mock::start("upstream");
+    let k = "sk-only-SECRET-0123456789";
+    let s = setup(
+        &gw,
+        "gpt-test",
+        &[ProviderSpec::new("only", 1, mock.url()).key(KeySpec::new("only", k))],
+    )
+    .await;
+    mock.rule(json!({"key": k, "times": 1, "behaviour": {"latency_ms": 3000}}))
+        .await;
+    let slow = chat(&gw, &s.gateway_key, chat_body("gpt-test", false));
+    let refused = async {
+        // The slow request is in flight once the upstream has it.
+        eventually(Duration::from_secs(5), || async {
+            (mock.stats().await["total"] == 1).then_some(())
+        })
+        .await
+        .expect("the slow request reached the upstream");
+        chat(&gw, &s.gateway_key, chat_body("gpt-test", false)).await
+    };
+    let ((slow_status, _, slow_text), (status, headers, text)) = tokio::join!(slow, refused);
+    assert_eq!(slow_status, 200, "{slow_text}");
+    assert_eq!(status, 503, "{text}");
+    let error = envelope(&text);
+    assert_eq!(error["code"], "overloaded", "{text}");
+    assert_eq!(
+        headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(
+        mock.stats().await["total"],
+        1,
+        "the refused request reached the upstream"
+    );
+    // On the books with the status the client received, and counted.
+    let t = trace(&gw, &request_id(&headers)).await;
+    assert_eq!(
+        (&t["usage"]["status"], &t["usage"]["status_code"]),
+        (&json!("failed"), &json!(503)),
+        "{t}"
+    );
+    let refused = &gateway_status(&gw).await["requests"]["refused"];
+    assert_eq!(refused["overloaded"], 1, "{refused}");
 }
 
 #[tokio::test]

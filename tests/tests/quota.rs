@@ -5,8 +5,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard_tests::{
-    Gateway, KeySpec, Mock, ProviderSpec, chat, chat_body, db, eventually, request_id, send, setup,
-    trace,
+    Gateway, KeySpec, Mock, ProviderSpec, chat, chat_body, db, eventually, gateway_status,
+    request_id, send, setup, trace,
 };
 
 async fn admin(gw: &Gateway, method: Method, path: &str, body: Value) -> Value {
@@ -169,6 +169,9 @@ async fn spend_is_charged_once_and_quota_and_balance_are_enforced() {
     );
     let (status, _, text) = chat(&gateway, &plaintext, chat_body("m-quota", false)).await;
     assert_eq!(status, 429, "{text}");
+    // Both refusals (the user's quota, the key's balance) are counted under their reason.
+    let refused = &gateway_status(&gateway).await["requests"]["refused"];
+    assert_eq!(refused["quota_exceeded"], 2, "{refused}");
     let _ = setup;
     drop(gateway);
     database.finish().await;

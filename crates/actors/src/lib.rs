@@ -23,4 +23,4 @@ pub mod slots;
 pub mod system;
 
 pub use config::RoutingConfig;
-pub use system::ActorSystem;
+pub use system::{ActorSystem, Refusal};

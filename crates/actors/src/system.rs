@@ -36,6 +36,71 @@ pub struct RequestCounters {
     pub failovers: AtomicU64,
     /// Cache-affinity lookups and hits per affinity rule.
     pub affinity: AffinityCounters,
+    /// Requests answered before routing, per reason.
+    pub refused: RefusalCounters,
+}
+
+/// Why a request was answered before routing (no orchestrator, no upstream call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No valid gateway key, or its user is inactive (401), on any route that needs a key
+    /// (model lists and token counts too). The one refusal with nobody to record it for: these
+    /// are counted, not recorded.
+    Unauthorized,
+    /// Quota or balance used up (429).
+    QuotaExceeded,
+    /// The gateway is at its in-flight limit (503).
+    Overloaded,
+    /// The body was too large or could not be read (413, 400).
+    BodyRefused,
+    /// The body is not a valid request (400).
+    InvalidRequest,
+}
+
+impl Refusal {
+    /// Every reason, in the order the counters show them.
+    pub const ALL: [Refusal; 5] = [
+        Refusal::Unauthorized,
+        Refusal::QuotaExceeded,
+        Refusal::Overloaded,
+        Refusal::BodyRefused,
+        Refusal::InvalidRequest,
+    ];
+
+    /// The reason's name in `/status` and `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Unauthorized => "unauthorized",
+            Refusal::QuotaExceeded => "quota_exceeded",
+            Refusal::Overloaded => "overloaded",
+            Refusal::BodyRefused => "body_refused",
+            Refusal::InvalidRequest => "invalid_request",
+        }
+    }
+}
+
+/// Requests answered before routing, per [`Refusal`].
+#[derive(Debug, Default)]
+pub struct RefusalCounters([AtomicU64; Refusal::ALL.len()]);
+
+impl RefusalCounters {
+    /// Counts one refusal.
+    pub fn count(&self, reason: Refusal) {
+        self.0[reason as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `(reason, count)` for every reason.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        Refusal::ALL
+            .iter()
+            .map(|reason| {
+                (
+                    reason.as_str(),
+                    self.0[*reason as usize].load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
 }
 
 /// The rules that pick a request's affinity key, in the order they are tried.
@@ -422,5 +487,27 @@ impl ActorSystem {
         for arbiter in self.arbiters.iter() {
             arbiter.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Refusal, RefusalCounters};
+
+    #[test]
+    fn each_refusal_counts_under_its_own_name() {
+        let counters = RefusalCounters::default();
+        for (n, reason) in Refusal::ALL.into_iter().enumerate() {
+            for _ in 0..=n {
+                counters.count(reason);
+            }
+        }
+        let snapshot = counters.snapshot();
+        let expected: Vec<(&str, u64)> = Refusal::ALL
+            .iter()
+            .enumerate()
+            .map(|(n, reason)| (reason.as_str(), n as u64 + 1))
+            .collect();
+        assert_eq!(snapshot, expected);
     }
 }

@@ -51,6 +51,10 @@ async fn status(state: web::Data<AppState>) -> HttpResponse {
             "client_gone": load(&system.counters.client_gone),
             "attempts": load(&system.counters.attempts),
             "failovers": load(&system.counters.failovers),
+            // Answered before routing, per reason (401s are only counted: no usage row).
+            "refused": system.counters.refused.snapshot().into_iter()
+                .map(|(reason, count)| (reason.to_owned(), json!(count)))
+                .collect::<serde_json::Map<_, _>>(),
         },
         "affinity": {
             // Per rule that chose the client identity (gateway key or a session the request named).
@@ -187,6 +191,16 @@ fn render_metrics(system: &ActorSystem) -> String {
         "Record rows dropped (database down too long).",
         load(&system.records.dropped_rows),
     );
+    let _ = writeln!(
+        out,
+        "# HELP switchyard_requests_refused_total Requests answered before routing, per reason.\n# TYPE switchyard_requests_refused_total counter"
+    );
+    for (reason, count) in system.counters.refused.snapshot() {
+        let _ = writeln!(
+            out,
+            "switchyard_requests_refused_total{{reason=\"{reason}\"}} {count}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP switchyard_affinity_rule_lookups_total Resolutions per affinity rule.\n# TYPE switchyard_affinity_rule_lookups_total counter"

@@ -185,7 +185,14 @@ pub fn authenticate(
 ) -> Result<Caller, HttpResponse> {
     match admit(state, req, dialect) {
         Ok(caller) => Ok(caller),
-        Err(refused) => refused.caller.ok_or(refused.response),
+        Err(refused) => refused.caller.ok_or_else(|| {
+            state
+                .system
+                .counters
+                .refused
+                .count(switchyard_actors::Refusal::Unauthorized);
+            refused.response
+        }),
     }
 }
 

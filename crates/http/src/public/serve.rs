@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use switchyard_actors::Refusal;
 use switchyard_actors::orchestrator::{
     Execute, InFlight, Orchestrator, RelayStream, RequestContext, Settled,
 };
@@ -76,7 +77,12 @@ pub async fn serve(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(200).collect());
     // An authenticated client's refused request is recorded too, with the status it received.
-    let refuse = |caller: &Caller, model: Option<&str>, response: HttpResponse, why: &str| {
+    let refuse = |caller: &Caller,
+                  model: Option<&str>,
+                  response: HttpResponse,
+                  reason: Refusal,
+                  why: &str| {
+        state.system.counters.refused.count(reason);
         state.system.record_refusal(
             &request_id,
             client_request_id.clone(),
@@ -92,9 +98,18 @@ pub async fn serve(
         Ok(caller) => caller,
         Err(refused) => {
             return match &refused.caller {
-                Some(caller) => refuse(caller, None, refused.response, "quota or balance used up"),
-                // Not recorded (nobody to attribute it to), but still traceable in logs.
-                None => with_request_id(refused.response, &request_id),
+                Some(caller) => refuse(
+                    caller,
+                    None,
+                    refused.response,
+                    Refusal::QuotaExceeded,
+                    "quota or balance used up",
+                ),
+                // Not recorded (nobody to attribute it to), but counted.
+                None => {
+                    state.system.counters.refused.count(Refusal::Unauthorized);
+                    with_request_id(refused.response, &request_id)
+                }
             };
         }
     };
@@ -112,11 +127,25 @@ pub async fn serve(
             HeaderName::from_static("retry-after"),
             HeaderValue::from_static("1"),
         );
-        return response;
+        return refuse(
+            &caller,
+            None,
+            response,
+            Refusal::Overloaded,
+            "gateway at its in-flight limit",
+        );
     };
     let body = match read_body(&req, payload, state.max_body_bytes, dialect).await {
         Ok(body) => body,
-        Err(response) => return refuse(&caller, None, response, "request body refused"),
+        Err(response) => {
+            return refuse(
+                &caller,
+                None,
+                response,
+                Refusal::BodyRefused,
+                "request body refused",
+            );
+        }
     };
     let request = match door.parse(body.clone()) {
         Ok(request) => request,
@@ -141,7 +170,13 @@ pub async fn serve(
                     .ok()
                     .and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_owned))
             });
-            return refuse(&caller, model.as_deref(), response, &message);
+            return refuse(
+                &caller,
+                model.as_deref(),
+                response,
+                Refusal::InvalidRequest,
+                &message,
+            );
         }
     };
     let capabilities = capabilities(&req, &caller, &request.model, dialect);
