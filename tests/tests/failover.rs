@@ -1267,3 +1267,80 @@ async fn a_success_is_the_upstreams_body_and_the_upstream_gets_the_clients_reque
         "{t}"
     );
 }
+
+/// The value of the `/metrics` line `name` (labels included), if there is one.
+fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
+}
+
+#[tokio::test]
+async fn metrics_show_how_long_requests_took_and_how_soon_streams_began() {
+    let (gw, _db) = sqlite_gateway(&[]).await;
+    let mock = Mock::start("upstream");
+    let k = "sk-only-SECRET-0123456789";
+    let s = setup(
+        &gw,
+        "gpt-test",
+        &[ProviderSpec::new("only", 1, mock.url()).key(KeySpec::new("only", k))],
+    )
+    .await;
+    // One answer takes 300 ms upstream; the others come at once.
+    mock.rule(json!({"key": k, "times": 1, "behaviour": {"latency_ms": 300}}))
+        .await;
+    for stream in [false, false, true] {
+        let (status, _, text) = chat(&gw, &s.gateway_key, chat_body("gpt-test", stream)).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let metrics = eventually(Duration::from_secs(5), || async {
+        let text = client()
+            .get(gw.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (metric(&text, "switchyard_request_duration_seconds_count") == Some(3.0)).then_some(text)
+    })
+    .await
+    .expect("three requests in the duration histogram");
+    let d = "switchyard_request_duration_seconds";
+    assert_eq!(
+        metric(&metrics, &format!(r#"{d}_bucket{{le="+Inf"}}"#)),
+        Some(3.0)
+    );
+    // The slow one is above 250 ms, all three within 10 s.
+    assert_eq!(
+        metric(&metrics, &format!(r#"{d}_bucket{{le="0.25"}}"#)),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, &format!(r#"{d}_bucket{{le="10"}}"#)),
+        Some(3.0),
+        "{metrics}"
+    );
+    let sum = metric(&metrics, &format!("{d}_sum")).expect("sum");
+    assert!((0.3..10.0).contains(&sum), "{sum}");
+    // Buckets only grow.
+    let buckets: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{d}_bucket")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    // Only the streamed request has a first byte of its own.
+    let f = "switchyard_request_first_byte_seconds";
+    assert_eq!(
+        metric(&metrics, &format!("{f}_count")),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, &format!(r#"{f}_bucket{{le="+Inf"}}"#)),
+        Some(1.0)
+    );
+}

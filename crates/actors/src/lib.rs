@@ -14,6 +14,7 @@
 pub mod config;
 pub mod handle;
 pub mod health;
+pub mod latency;
 pub mod ledger;
 pub mod meter;
 pub mod orchestrator;

@@ -38,6 +38,10 @@ pub struct RequestCounters {
     pub affinity: AffinityCounters,
     /// Requests answered before routing, per reason.
     pub refused: RefusalCounters,
+    /// Time from a routed request's arrival to its end (the last byte relayed).
+    pub duration: crate::latency::Histogram,
+    /// Time from a streamed request's arrival to its first byte to the client.
+    pub first_byte: crate::latency::Histogram,
 }
 
 /// Why a request was answered before routing (no orchestrator, no upstream call).

@@ -191,6 +191,18 @@ fn render_metrics(system: &ActorSystem) -> String {
         "Record rows dropped (database down too long).",
         load(&system.records.dropped_rows),
     );
+    histogram(
+        &mut out,
+        "switchyard_request_duration_seconds",
+        "Time from a routed request's arrival to its end (the last byte relayed).",
+        &c.duration.snapshot(),
+    );
+    histogram(
+        &mut out,
+        "switchyard_request_first_byte_seconds",
+        "Time from a streamed request's arrival to its first byte to the client.",
+        &c.first_byte.snapshot(),
+    );
     let _ = writeln!(
         out,
         "# HELP switchyard_requests_refused_total Requests answered before routing, per reason.\n# TYPE switchyard_requests_refused_total counter"
@@ -286,4 +298,15 @@ fn render_metrics(system: &ActorSystem) -> String {
         }
     }
     out
+}
+
+/// A histogram in the exposition format: cumulative `le` buckets, `+Inf`, sum and count.
+fn histogram(out: &mut String, name: &str, help: &str, h: &switchyard_actors::latency::Snapshot) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bound, count) in &h.cumulative {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum {}", h.sum_secs);
+    let _ = writeln!(out, "{name}_count {}", h.count);
 }

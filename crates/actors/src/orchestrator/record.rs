@@ -224,9 +224,14 @@ impl RequestRecord {
             + row.cache_creation_input_tokens
             + row.cache_read_input_tokens
             + row.output_tokens;
-        row.response_time_ms = Some(millis(self.started.elapsed()));
-        row.first_byte_time_ms =
-            first_byte.map(|t| millis(t.saturating_duration_since(self.started)));
+        let elapsed = self.started.elapsed();
+        self.counters.duration.observe(elapsed);
+        row.response_time_ms = Some(millis(elapsed));
+        let first_byte = first_byte.map(|t| t.saturating_duration_since(self.started));
+        if let Some(first_byte) = first_byte {
+            self.counters.first_byte.observe(first_byte);
+        }
+        row.first_byte_time_ms = first_byte.map(millis);
         row.finished_at = Some(Utc::now());
         let mut spend = SpendDelta {
             request_id: Text::clone(&self.request_id),
