@@ -9,12 +9,11 @@ pub const BOUNDS_SECS: [f64; 16] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
-/// Counts of durations per bucket (the last counts those above every bound), their number and
-/// their sum.
+/// Counts of durations per bucket (the last counts those above every bound) and their sum; their
+/// number is the buckets' total.
 #[derive(Debug, Default)]
 pub struct Histogram {
     buckets: [AtomicU64; BOUNDS_SECS.len() + 1],
-    count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
@@ -38,13 +37,12 @@ impl Histogram {
             .position(|bound| secs <= *bound)
             .unwrap_or(BOUNDS_SECS.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// The counts now. Read without a lock: under load the count may be a few observations
-    /// ahead of the buckets, never behind for long.
+    /// The counts now, read without a lock: under load the sum may lag or lead the buckets by
+    /// the observations being made at that moment.
     pub fn snapshot(&self) -> Snapshot {
         let mut total = 0;
         let cumulative = BOUNDS_SECS
