@@ -1102,14 +1102,7 @@ async fn bad_input_is_refused_in_the_openai_envelope_before_any_upstream_call() 
         &json!({"unauthorized": 3, "quota_exceeded": 0, "overloaded": 0,
                 "body_refused": 1, "invalid_request": 2}),
     );
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = metrics_text(&gw).await;
     for line in [
         r#"switchyard_requests_refused_total{reason="unauthorized"} 3"#,
         r#"switchyard_requests_refused_total{reason="body_refused"} 1"#,
@@ -1268,6 +1261,18 @@ async fn a_success_is_the_upstreams_body_and_the_upstream_gets_the_clients_reque
     );
 }
 
+/// `GET /metrics` (no token needed).
+async fn metrics_text(gw: &Gateway) -> String {
+    client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 /// The value of the `/metrics` line `name` (labels included), if there is one.
 fn metric(metrics: &str, name: &str) -> Option<f64> {
     metrics.lines().find_map(|line| {
@@ -1295,14 +1300,7 @@ async fn metrics_show_how_long_requests_took_and_how_soon_streams_began() {
         assert_eq!(status, 200, "{text}");
     }
     let metrics = eventually(Duration::from_secs(5), || async {
-        let text = client()
-            .get(gw.url("/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = metrics_text(&gw).await;
         (metric(&text, "switchyard_request_duration_seconds_count") == Some(3.0)).then_some(text)
     })
     .await
