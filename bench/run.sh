@@ -108,7 +108,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_gateway
-  [ -z "$proxy2_conf" ] || nginx -c "$proxy2_conf" -s stop >/dev/null 2>&1 || true
+  [ -z "$proxy2_conf" ] || nginx -c "$proxy2_conf" -p "$work/proxy2/" -s stop >/dev/null 2>&1 || true
   if [ "$kit_started" = 1 ]; then "$kit/upstream.sh" stop >/dev/null 2>&1 || true; fi
   if [ "${KEEP_WORK:-0}" = 1 ]; then echo "run.sh: kept $work" >&2; else rm -rf "$work"; fi
   exit "$rc"
@@ -157,7 +157,7 @@ http {
   }
 }
 CONF
-nginx -c "$work/proxy2/nginx.conf" || die "nginx for the separate proxy hop did not start (port $PROXY2_PORT busy?)"
+nginx -c "$work/proxy2/nginx.conf" -p "$work/proxy2/" || die "nginx for the separate proxy hop did not start (port $PROXY2_PORT busy?)"
 proxy2_conf=$work/proxy2/nginx.conf
 say "proxy hop in its own nginx $proxy2"
 
