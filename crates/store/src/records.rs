@@ -773,7 +773,6 @@ fn transition_guard<S: Status>(
     any
 }
 
-/// Rows per multi-row statement for a table of `columns` columns.
 /// Splits `rows` into statements of [`MAX_ROWS_PER_STATEMENT`] rows, then of the powers of two
 /// that make up the remainder (largest first): at most nine statement shapes per table.
 fn fixed_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {

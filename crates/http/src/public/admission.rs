@@ -113,7 +113,13 @@ fn how_to_authenticate(dialect: Dialect) -> &'static str {
 )]
 /// Authenticates and checks quota. The error says what is wrong without saying which keys exist.
 pub fn admit(state: &PublicState, req: &HttpRequest, dialect: Dialect) -> Result<Caller, Refused> {
+    // Every 401 is made here, for generation, model lists and token counts alike: counted once.
     let unauthorized = |message: &str| {
+        state
+            .system
+            .counters
+            .refused
+            .count(switchyard_actors::Refusal::Unauthorized);
         error_response(
             dialect,
             401,
@@ -185,14 +191,7 @@ pub fn authenticate(
 ) -> Result<Caller, HttpResponse> {
     match admit(state, req, dialect) {
         Ok(caller) => Ok(caller),
-        Err(refused) => refused.caller.ok_or_else(|| {
-            state
-                .system
-                .counters
-                .refused
-                .count(switchyard_actors::Refusal::Unauthorized);
-            refused.response
-        }),
+        Err(refused) => refused.caller.ok_or(refused.response),
     }
 }
 

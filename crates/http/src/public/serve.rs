@@ -105,11 +105,8 @@ pub async fn serve(
                     Refusal::QuotaExceeded,
                     "quota or balance used up",
                 ),
-                // Not recorded (nobody to attribute it to), but counted.
-                None => {
-                    state.system.counters.refused.count(Refusal::Unauthorized);
-                    with_request_id(refused.response, &request_id)
-                }
+                // Not recorded (nobody to attribute it to); `admit` counted it.
+                None => with_request_id(refused.response, &request_id),
             };
         }
     };
